@@ -1,0 +1,3 @@
+"""liquidityhelper: keeps Bitcart stores payable over Lightning."""
+
+__version__ = "0.1.0"

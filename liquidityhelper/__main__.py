@@ -1,0 +1,5 @@
+import sys
+
+from liquidityhelper.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pure rules, one module per section: snapshot, settings, peers in; actions out."""

@@ -1,0 +1,109 @@
+"""Does a wallet need liquidity, what would it take, and can the wallet pay for it itself?
+
+One plan per wallet per cycle, shared by channel opening (which acts on it when no top-up is
+due) and top-ups (which show the shortfall when one is). Pure: snapshot + settings in, plan out.
+
+Thresholds are strict: a wallet needs liquidity when inbound < target, live channels < target
+count, or no channel reaches ``min_inbound_liquidity_per_channel`` (>= is enough).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from liquidityhelper import common_functions as cf
+from liquidityhelper.config import Settings
+from liquidityhelper.snapshot import WalletSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidityPlan:
+    wallet_id: str
+    needs: tuple[str, ...]  # why liquidity is needed; empty when the goal is met
+    inbound_sat: int
+    target_sat: int
+    channels: int  # live + opening
+    target_channels: int
+    planned_capacities: tuple[int, ...] = ()
+    fee_rate: int = 0  # sat/vB the plan was priced at
+    topup_sat: int = 0
+    spare_sat: int = 0  # on-chain sats not needed as reserve
+    numbers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def needs_liquidity(self) -> bool:
+        return bool(self.needs)
+
+    @property
+    def topup_due(self) -> bool:
+        return self.topup_sat > 0
+
+
+def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
+    counting_cashout = settings.cashout_lightning_address is not None
+    inbound = snap.inbound_sat(counting_cashout)
+    channels = len(snap.live_channels) + len(snap.opening_channels)
+    per_channel_ok = any(
+        snap.channel_potential_inbound(c, counting_cashout)
+        >= settings.min_inbound_liquidity_per_channel
+        for c in snap.channels
+    )
+    needs: list[str] = []
+    if inbound < settings.min_inbound_liquidity:
+        needs.append("inbound_below_target")
+    if channels < settings.min_channel_count:
+        needs.append("channels_below_target")
+    if not per_channel_ok and settings.min_inbound_liquidity_per_channel > 0:
+        needs.append("no_channel_big_enough")
+
+    # Price the plan at the current estimate, or at the ceiling when there is none: a top-up
+    # computed at the ceiling is always enough to open once fees come down.
+    fee_rate = snap.fee_rate if snap.fee_rate is not None else settings.max_onchain_fee_rate
+    confirmed = snap.balance.confirmed_sat
+    existing = snap.unclosed_capacities
+    spare = cf.safe_to_spend(confirmed, existing, fee_rate, settings.onchain_extra_reserve)
+    base = LiquidityPlan(
+        wallet_id=snap.wallet_id,
+        needs=tuple(needs),
+        inbound_sat=inbound,
+        target_sat=settings.min_inbound_liquidity,
+        channels=channels,
+        target_channels=settings.min_channel_count,
+        fee_rate=fee_rate,
+        spare_sat=spare,
+        numbers={"confirmed_sat": confirmed, "unconfirmed_sat": snap.balance.unconfirmed_sat},
+    )
+    if not needs:
+        return base
+
+    capacities = planned_capacities(inbound, channels, per_channel_ok, settings)
+    topup = cf.topup_amount(
+        capacities, confirmed, existing, fee_rate, settings.onchain_extra_reserve
+    )
+    # Unconfirmed funds (a top-up on its way) will be spendable soon: do not ask twice.
+    topup = max(0, topup - snap.balance.unconfirmed_sat)
+    return replace(base, planned_capacities=tuple(capacities), topup_sat=topup)
+
+
+def planned_capacities(
+    inbound: int, channels: int, per_channel_ok: bool, settings: Settings
+) -> list[int]:
+    """Channel capacities that close the gap: the missing liquidity over the missing channels.
+
+    Short of liquidity but not of channels still plans one channel (the original divided by
+    zero here). Each channel carries at least ``min_inbound_liquidity_per_channel``.
+    """
+    missing_channels = max(0, settings.min_channel_count - channels)
+    count = max(1, missing_channels)
+    missing = max(0, settings.min_inbound_liquidity - inbound)
+    if not per_channel_ok:
+        missing = max(missing, settings.min_inbound_liquidity_per_channel)
+    parts = cf.distribute_sats_over_channels(missing, count)
+    return [
+        cf.clamp_channel_size(
+            cf.liquidity_to_channel_size(max(part, settings.min_inbound_liquidity_per_channel)),
+            min_channel=settings.min_channel_size,
+            max_channel=settings.max_channel_size,
+        )
+        for part in parts
+    ]

@@ -1,0 +1,101 @@
+"""Channel opening: close the liquidity gap from on-chain funds, or put spare funds to work."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from liquidityhelper import common_functions as cf
+from liquidityhelper.actions import Decision, OpenChannel, Skip
+from liquidityhelper.config import Settings
+from liquidityhelper.decisions.liquidity import LiquidityPlan
+from liquidityhelper.snapshot import WalletSnapshot
+
+SECTION = "channel_opening"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A peer the node database offers, best first."""
+
+    pubkey: str
+    connection_string: str
+
+
+def decide_opening(
+    snap: WalletSnapshot,
+    plan: LiquidityPlan,
+    settings: Settings,
+    candidates: Sequence[Candidate],
+    *,
+    open_in_flight: bool,
+) -> list[Decision]:
+    wid = snap.wallet_id
+    opening = len(snap.opening_channels)
+    if open_in_flight or opening:
+        return [Skip(SECTION, wid, "open_pending", {"opening_channels": opening})]
+    if plan.needs_liquidity and plan.topup_due:
+        return [
+            Skip(
+                SECTION,
+                wid,
+                "topup_due",
+                {"topup_sat": plan.topup_sat, "needs": ",".join(plan.needs)},
+            )
+        ]
+    if snap.fee_rate is None:
+        return [Skip(SECTION, wid, "fee_rate_unknown", {})]
+    if snap.fee_rate > settings.max_onchain_fee_rate:
+        return [
+            Skip(
+                SECTION,
+                wid,
+                "fee_rate_above_ceiling",
+                {"fee_rate": snap.fee_rate, "ceiling": settings.max_onchain_fee_rate},
+            )
+        ]
+
+    if plan.needs_liquidity:
+        capacities: list[int] = list(plan.planned_capacities)
+        reason = "need_liquidity"
+    else:
+        size = cf.sats_to_max_channel_size(
+            plan.spare_sat,
+            snap.fee_rate,
+            max_channel=settings.max_channel_size,
+            min_channel=settings.min_channel_size,
+        )
+        if size == 0:
+            return [
+                Skip(
+                    SECTION,
+                    wid,
+                    "goal_met",
+                    {
+                        "inbound_sat": plan.inbound_sat,
+                        "target_sat": plan.target_sat,
+                        "channels": plan.channels,
+                        "target_channels": plan.target_channels,
+                        "spare_sat": plan.spare_sat,
+                        "min_channel_size": settings.min_channel_size,
+                    },
+                )
+            ]
+        capacities, reason = [size], "spare_funds"
+
+    if not candidates:
+        return [Skip(SECTION, wid, "no_peer_available", {"channels_wanted": len(capacities)})]
+    decisions: list[Decision] = [
+        OpenChannel(wid, peer.pubkey, peer.connection_string, capacity, reason, snap.fee_rate)
+        for peer, capacity in zip(candidates, capacities, strict=False)
+    ]
+    if len(candidates) < len(capacities):
+        decisions.append(
+            Skip(
+                SECTION,
+                wid,
+                "too_few_peers",
+                {"channels_wanted": len(capacities), "peers": len(candidates)},
+            )
+        )
+    return decisions

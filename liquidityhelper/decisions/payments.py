@@ -1,0 +1,116 @@
+"""Cashouts and fee payments: how many sats can really leave, and how many are owed.
+
+Sendable = balance above the channel reserve and a commitment-fee allowance, only on channels
+that can send (live; in trampoline mode, to a trampoline). One payment goes through one
+channel, so a cashout is also capped by the best single channel. The routing-fee budget is the
+absolute cap (``max_routing_fee_sat``), reserved in full so a payment and its fee always fit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from liquidityhelper.actions import Decision, PayLightningAddress, Skip
+from liquidityhelper.config import Settings
+from liquidityhelper.snapshot import WalletSnapshot
+
+
+def routing_fee_cap_msat(amount_sat: int, max_fee_sat: int, max_fee_ppm: int) -> int:
+    """The most a payment of ``amount_sat`` may pay in routing fees: both caps hold."""
+    # amount_msat * ppm / 1e6 == amount_sat * ppm / 1e3
+    return min(max_fee_sat * 1000, amount_sat * max_fee_ppm // 1000)
+
+
+def fee_due_sat(
+    revenue_sat: int,
+    fee_rate: Decimal,
+    fees_paid_sat: int,
+    network_fees_sat: int = 0,
+) -> int:
+    """``floor(fee_rate × revenue) − fees already paid − network fees deducted``, at least 0."""
+    owed = int((Decimal(revenue_sat) * fee_rate).to_integral_value(rounding=ROUND_FLOOR))
+    return max(0, owed - fees_paid_sat - network_fees_sat)
+
+
+def _outbound(snap: WalletSnapshot, settings: Settings) -> tuple[int, int]:
+    return snap.sendable_sat, snap.max_single_send_sat
+
+
+def decide_cashout(
+    snap: WalletSnapshot,
+    settings: Settings,
+    *,
+    fee_due: int,
+    backoff_until: datetime | None,
+    now: datetime,
+) -> list[Decision]:
+    section, wid = "cashouts", snap.wallet_id
+    address = settings.cashout_lightning_address
+    if address is None:
+        return [Skip(section, wid, "no_cashout_address", {})]
+    if backoff_until is not None and now < backoff_until:
+        return [Skip(section, wid, "backing_off", {"until": backoff_until.isoformat()})]
+    total, single = _outbound(snap, settings)
+    budget = settings.max_routing_fee_sat
+    # Leave the fee due (and its own routing budget) behind for the fee payment.
+    held_for_fee = fee_due + budget if fee_due > 0 and settings.fees_enabled else 0
+    amount = min(single, total - held_for_fee) - budget
+    numbers = {
+        "sendable_sat": total,
+        "best_channel_sat": single,
+        "fee_due_sat": fee_due,
+        "held_for_fee_sat": held_for_fee,
+        "routing_budget_sat": budget,
+        "min_cashout_sat": settings.min_cashout_sat,
+    }
+    if amount < settings.min_cashout_sat:
+        return [Skip(section, wid, "below_min_cashout", {**numbers, "amount_sat": max(0, amount)})]
+    return [PayLightningAddress("cashout", wid, address, amount, settings.min_cashout_sat, numbers)]
+
+
+def decide_fee_payment(
+    snap: WalletSnapshot,
+    settings: Settings,
+    *,
+    fee_due: int,
+    numbers: dict[str, int],
+    backoff_until: datetime | None,
+    now: datetime,
+) -> list[Decision]:
+    section, wid = "fee_payments", snap.wallet_id
+    if settings.fee_rate == 0:
+        return [Skip(section, wid, "fees_off", {"fee_rate": str(settings.fee_rate)})]
+    if settings.fee_lightning_address is None:
+        return [Skip(section, wid, "no_fee_address", {})]
+    numbers = {
+        **numbers,
+        "fee_due_sat": fee_due,
+        "min_fee_payment_sat": settings.min_fee_payment_sat,
+    }
+    if fee_due < settings.min_fee_payment_sat:
+        return [Skip(section, wid, "fee_below_min", numbers)]
+    if backoff_until is not None and now < backoff_until:
+        return [Skip(section, wid, "backing_off", {"until": backoff_until.isoformat()})]
+    total, single = _outbound(snap, settings)
+    available = min(single, total) - settings.max_routing_fee_sat
+    amount = min(fee_due, available)
+    if amount < settings.min_fee_payment_sat:
+        return [
+            Skip(
+                section,
+                wid,
+                "insufficient_outbound",
+                {**numbers, "sendable_sat": total, "best_channel_sat": single},
+            )
+        ]
+    return [
+        PayLightningAddress(
+            "fee_payment",
+            wid,
+            settings.fee_lightning_address,
+            amount,
+            settings.min_fee_payment_sat,
+            numbers,
+        )
+    ]

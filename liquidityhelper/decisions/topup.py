@@ -1,0 +1,51 @@
+"""Top-ups: when a wallet cannot fund the channels it needs, tell its stores how much to send."""
+
+from __future__ import annotations
+
+from liquidityhelper.actions import Decision, ShowTopup, Skip
+from liquidityhelper.decisions.liquidity import LiquidityPlan
+from liquidityhelper.snapshot import WalletSnapshot
+
+SECTION = "topups"
+
+
+def decide_topup(snap: WalletSnapshot, plan: LiquidityPlan) -> list[Decision]:
+    """A ShowTopup for every store of the wallet; the invoice only in the first one.
+
+    Stores sharing a wallet share its shortfall: invoicing each would ask for it twice.
+    """
+    wid = snap.wallet_id
+    if not plan.needs_liquidity:
+        return [
+            Skip(
+                SECTION,
+                wid,
+                "goal_met",
+                {"inbound_sat": plan.inbound_sat, "target_sat": plan.target_sat},
+            )
+        ]
+    if not plan.topup_due:
+        return [
+            Skip(
+                SECTION,
+                wid,
+                "funds_suffice",
+                {
+                    "spare_sat": plan.spare_sat,
+                    "unconfirmed_sat": plan.numbers.get("unconfirmed_sat", 0),
+                },
+            )
+        ]
+    numbers = {
+        "needs": ",".join(plan.needs),
+        "inbound_sat": plan.inbound_sat,
+        "target_sat": plan.target_sat,
+        "channels": plan.channels,
+        "target_channels": plan.target_channels,
+        "planned_capacities": list(plan.planned_capacities),
+        "fee_rate": plan.fee_rate,
+    }
+    return [
+        ShowTopup(wid, store_id, plan.topup_sat, make_invoice=(i == 0), numbers=numbers)
+        for i, store_id in enumerate(snap.store_ids)
+    ]

@@ -1,0 +1,302 @@
+"""The journal: ``liquidityhelper.sqlite``, what must survive a restart and nothing more.
+
+Every money action (payment, channel open, channel close) is written *before* it is sent
+(status ``pending``) and updated after. A ``pending`` entry blocks every new money action on its
+wallet until it is reconciled with the wallet (payment by hash, open by channel list), so a
+crash or a timeout at any point can never lead to paying twice.
+
+The small ``state`` table keeps reminders and back-offs (top-up shown when and for how much,
+cashout back-off). Nothing Bitcart already knows is kept here.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+JOURNAL_FILE = "liquidityhelper.sqlite"
+
+
+class Kind(enum.StrEnum):
+    CHANNEL_OPEN = "channel_open"
+    CHANNEL_CLOSE = "channel_close"
+    CASHOUT = "cashout"
+    FEE_PAYMENT = "fee_payment"
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"  # written before sending; the outcome is not known yet
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+PAYMENT_KINDS = (Kind.CASHOUT, Kind.FEE_PAYMENT)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: int
+    kind: Kind
+    wallet_id: str
+    amount_sat: int
+    destination: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    invoice: str | None = None
+    payment_hash: str | None = None
+    expires_at: datetime | None = None
+    fee_msat: int | None = None
+    reference: str | None = None  # channel point or closing txid
+    detail: str = ""
+
+
+# Each migration takes the schema from version i to i+1. Never edit one that shipped.
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        wallet_id TEXT NOT NULL,
+        amount_sat INTEGER NOT NULL CHECK (amount_sat >= 0),
+        destination TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        invoice TEXT,
+        payment_hash TEXT UNIQUE,
+        expires_at TEXT,
+        fee_msat INTEGER,
+        reference TEXT,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX actions_wallet_status ON actions (wallet_id, status);
+    CREATE TABLE state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+]
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat()
+
+
+def _dt(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+class Journal:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._conn.row_factory = sqlite3.Row
+        self._migrate()
+
+    @classmethod
+    def open(cls, data_dir: Path | str) -> Journal:
+        if str(data_dir) == ":memory:":
+            return cls(sqlite3.connect(":memory:"))
+        path = Path(data_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path / JOURNAL_FILE, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # an intent must be on disk before we pay
+        return cls(conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._conn:
+            yield self._conn
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        for i, script in enumerate(_MIGRATIONS[version:], start=version):
+            with self._conn:
+                self._conn.executescript(script)
+                self._conn.execute(f"PRAGMA user_version = {i + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def record_intent(
+        self,
+        kind: Kind,
+        wallet_id: str,
+        amount_sat: int,
+        destination: str,
+        *,
+        now: datetime,
+        invoice: str | None = None,
+        payment_hash: str | None = None,
+        expires_at: datetime | None = None,
+        detail: str = "",
+    ) -> Entry:
+        """Write a money action before it is sent. Refuses a second one in flight per wallet."""
+        if not isinstance(amount_sat, int) or isinstance(amount_sat, bool):
+            raise TypeError(f"amount_sat must be an int of sats, got {type(amount_sat).__name__}")
+        with self._tx() as c:
+            busy = c.execute(
+                "SELECT id, kind FROM actions WHERE wallet_id = ? AND status = 'pending'",
+                (wallet_id,),
+            ).fetchone()
+            if busy is not None:
+                raise JournalBusyError(wallet_id, int(busy["id"]), str(busy["kind"]))
+            cur = c.execute(
+                "INSERT INTO actions (kind, wallet_id, amount_sat, destination, status, created_at,"
+                " updated_at, invoice, payment_hash, expires_at, detail)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                (
+                    kind.value,
+                    wallet_id,
+                    amount_sat,
+                    destination,
+                    _iso(now),
+                    _iso(now),
+                    invoice,
+                    payment_hash,
+                    _iso(expires_at) if expires_at else None,
+                    detail,
+                ),
+            )
+            entry_id = cur.lastrowid
+        assert entry_id is not None
+        return self.get(entry_id)
+
+    def finish(
+        self,
+        entry_id: int,
+        status: Status,
+        *,
+        now: datetime,
+        fee_msat: int | None = None,
+        reference: str | None = None,
+        detail: str | None = None,
+    ) -> Entry:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE actions SET status = ?, updated_at = ?,"
+                " fee_msat = COALESCE(?, fee_msat), reference = COALESCE(?, reference),"
+                " detail = COALESCE(?, detail) WHERE id = ?",
+                (status.value, _iso(now), fee_msat, reference, detail, entry_id),
+            )
+        return self.get(entry_id)
+
+    def get(self, entry_id: int) -> Entry:
+        row = self._conn.execute("SELECT * FROM actions WHERE id = ?", (entry_id,)).fetchone()
+        if row is None:
+            raise KeyError(entry_id)
+        return _entry(row)
+
+    def pending(self, wallet_id: str | None = None) -> list[Entry]:
+        sql = "SELECT * FROM actions WHERE status = 'pending'"
+        args: tuple[Any, ...] = ()
+        if wallet_id is not None:
+            sql += " AND wallet_id = ?"
+            args = (wallet_id,)
+        return [_entry(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+
+    def entries(self, wallet_id: str | None = None, kind: Kind | None = None) -> list[Entry]:
+        sql, args = "SELECT * FROM actions WHERE 1=1", []
+        if wallet_id is not None:
+            sql += " AND wallet_id = ?"
+            args.append(wallet_id)
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind.value)
+        return [_entry(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+
+    def last(self, wallet_id: str, kind: Kind, status: Status | None = None) -> Entry | None:
+        sql = "SELECT * FROM actions WHERE wallet_id = ? AND kind = ?"
+        args: list[Any] = [wallet_id, kind.value]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status.value)
+        row = self._conn.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
+        return _entry(row) if row else None
+
+    def paid_sat(self, wallet_id: str, kind: Kind, since: datetime | None = None) -> int:
+        """Principal of succeeded payments of one kind from one wallet (fees kept apart)."""
+        sql = (
+            "SELECT COALESCE(SUM(amount_sat), 0) FROM actions"
+            " WHERE wallet_id = ? AND kind = ? AND status = 'succeeded'"
+        )
+        args: list[Any] = [wallet_id, kind.value]
+        if since is not None:
+            sql += " AND created_at >= ?"
+            args.append(_iso(since))
+        return int(self._conn.execute(sql, args).fetchone()[0])
+
+    def routing_fees_msat(self, wallet_id: str, since: datetime | None = None) -> int:
+        sql = (
+            "SELECT COALESCE(SUM(fee_msat), 0) FROM actions"
+            " WHERE wallet_id = ? AND status = 'succeeded' AND fee_msat IS NOT NULL"
+        )
+        args: list[Any] = [wallet_id]
+        if since is not None:
+            sql += " AND created_at >= ?"
+            args.append(_iso(since))
+        return int(self._conn.execute(sql, args).fetchone()[0])
+
+    # --- small state ------------------------------------------------------------------------
+
+    def get_state(self, key: str) -> Any:
+        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else None
+
+    def set_state(self, key: str, value: Any, *, now: datetime) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+                " updated_at = excluded.updated_at",
+                (key, json.dumps(value, sort_keys=True), _iso(now)),
+            )
+
+    def delete_state(self, key: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM state WHERE key = ?", (key,))
+
+
+class JournalBusyError(Exception):
+    """A wallet already has a money action in flight; nothing new until it is reconciled."""
+
+    def __init__(self, wallet_id: str, entry_id: int, kind: str) -> None:
+        self.wallet_id, self.entry_id, self.kind = wallet_id, entry_id, kind
+        super().__init__(f"wallet {wallet_id} has {kind} #{entry_id} in flight")
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    created = _dt(row["created_at"])
+    updated = _dt(row["updated_at"])
+    assert created is not None and updated is not None
+    return Entry(
+        id=int(row["id"]),
+        kind=Kind(row["kind"]),
+        wallet_id=row["wallet_id"],
+        amount_sat=int(row["amount_sat"]),
+        destination=row["destination"],
+        status=Status(row["status"]),
+        created_at=created,
+        updated_at=updated,
+        invoice=row["invoice"],
+        payment_hash=row["payment_hash"],
+        expires_at=_dt(row["expires_at"]),
+        fee_msat=row["fee_msat"],
+        reference=row["reference"],
+        detail=row["detail"],
+    )

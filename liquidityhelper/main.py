@@ -1,0 +1,526 @@
+"""The loop: snapshot, then the four sections one after another, forever.
+
+Each section is wrapped in its own try/except, and inside it each wallet (or store) in its own,
+so nothing crashes the daemon and one store's failure never stops another's. SIGTERM/SIGINT
+let the money action under way finish and be recorded, then the daemon exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import structlog
+
+from liquidityhelper.actions import (
+    Decision,
+    OpenChannel,
+    PayLightningAddress,
+    ShowTopup,
+    Skip,
+)
+from liquidityhelper.config import Settings
+from liquidityhelper.decisions.liquidity import plan_liquidity
+from liquidityhelper.decisions.opening import decide_opening
+from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
+from liquidityhelper.decisions.topup import decide_topup
+from liquidityhelper.executor import Executor
+from liquidityhelper.journal import Journal
+from liquidityhelper.metrics import Metrics, WalletGauges
+from liquidityhelper.peerbook import NodePeerBook as PeerBook
+from liquidityhelper.revenue import FeeLedger
+from liquidityhelper.snapshot import (
+    CycleSnapshot,
+    StoreWallets,
+    WalletSnapshot,
+    bounded_gather,
+    fetch_wallet,
+    managed_wallets_of,
+)
+from liquidityhelper.wallet.base import LightningMode, WalletBackend, WalletError, WalletInfo
+
+log = structlog.get_logger(__name__)
+
+CRITICAL_AFTER_FAILED_CYCLES = 3
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CycleReport:
+    started: datetime
+    finished: datetime | None = None
+    wallets: int = 0
+    stores: int = 0
+    actions: int = 0
+    section_errors: list[str] = field(default_factory=list)
+    backend_failures: int = 0
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        backends: Sequence[WalletBackend],
+        journal: Journal,
+        peers: PeerBook,
+        http: httpx.AsyncClient,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.backends = list(backends)
+        self.journal = journal
+        self.peers = peers
+        self.clock = clock
+        self.executor = Executor(settings, journal, http, peers, clock)
+        self.fees = FeeLedger(settings, journal)
+        self.stopping = False
+        self.record_observations = True  # status reads without writing
+        self.metrics = Metrics()
+        self.started_at = clock()
+        self.failed_cycles = 0
+        self.last_report: CycleReport | None = None
+        self._last_skip: dict[tuple[str, str | None, str | None], str] = {}
+        self.on_cycle: list[Callable[[CycleReport, CycleSnapshot], None]] = []
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        while not self.stopping:
+            await self.cycle()
+            if self.settings.single_run or self.stopping:
+                break
+            await self._sleep(self.settings.poll_interval_seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        end = asyncio.get_running_loop().time() + seconds
+        while not self.stopping:
+            left = end - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.5))
+
+    async def cycle(self) -> CycleReport:
+        report = CycleReport(started=self.clock())
+        self.fees.new_cycle()
+        snapshot = await self.fetch_snapshot()
+        report.wallets, report.stores = len(snapshot.wallets), len(snapshot.stores)
+        report.backend_failures = len(snapshot.backend_failures)
+        self._watch_reachability(snapshot)
+        sections: list[tuple[str, Callable[[CycleSnapshot, CycleReport], Awaitable[None]]]] = [
+            ("channel_opening", self.channel_opening),
+            ("topups", self.topups),
+            ("cashouts", self.cashouts),
+            ("fee_payments", self.fee_payments),
+        ]
+        for name, section in sections:
+            if self.stopping:
+                break
+            try:
+                await section(snapshot, report)
+            except Exception as exc:
+                report.section_errors.append(name)
+                log.error("section_failed", section=name, error=repr(exc), exc_info=True)
+        report.finished = self.clock()
+        self.last_report = report
+        self._update_metrics(report, snapshot)
+        for hook in self.on_cycle:
+            hook(report, snapshot)
+        log.info(
+            "cycle_done",
+            wallets=report.wallets,
+            stores=report.stores,
+            actions=report.actions,
+            errors=len(report.section_errors),
+            seconds=round((report.finished - report.started).total_seconds(), 3),
+        )
+        return report
+
+    def _update_metrics(self, report: CycleReport, snapshot: CycleSnapshot) -> None:
+        assert report.finished is not None
+        self.metrics.cycles += 1
+        self.metrics.last_cycle_finished = report.finished
+        self.metrics.last_cycle_seconds = (report.finished - report.started).total_seconds()
+        gauges = {}
+        for wallet_id, snap in snapshot.wallets.items():
+            plan = plan_liquidity(snap, self.settings)
+            gauges[wallet_id] = WalletGauges(plan.inbound_sat, plan.target_sat, plan.topup_sat)
+        self.metrics.wallets = gauges
+
+    def _watch_reachability(self, snapshot: CycleSnapshot) -> None:
+        if self.backends and len(snapshot.backend_failures) == len(self.backends):
+            self.failed_cycles += 1
+            level = (
+                log.critical if self.failed_cycles >= CRITICAL_AFTER_FAILED_CYCLES else log.error
+            )
+            level(
+                "bitcart_unreachable",
+                cycles=self.failed_cycles,
+                errors=list(snapshot.backend_failures.values())[:3],
+            )
+        else:
+            if self.failed_cycles >= CRITICAL_AFTER_FAILED_CYCLES:
+                log.info("bitcart_reachable_again", after_cycles=self.failed_cycles)
+            self.failed_cycles = 0
+
+    # --- snapshot ---------------------------------------------------------------------------
+
+    async def fetch_snapshot(self) -> CycleSnapshot:
+        snap = CycleSnapshot(stores=[], wallets={}, failures={}, backend_failures={})
+        for index, backend in enumerate(self.backends):
+            try:
+                await self._fetch_backend(index, backend, snap)
+            except WalletError as exc:
+                self.metrics.error(exc)
+                snap.backend_failures[index] = str(exc)
+                log.error("backend_unreadable", backend=index, error=str(exc))
+        return snap
+
+    async def _fetch_backend(self, index: int, backend: WalletBackend, snap: CycleSnapshot) -> None:
+        stores, wallets = await asyncio.gather(backend.list_stores(), backend.list_wallets())
+        rows, managed = managed_wallets_of(index, stores, wallets, self.settings.wallet_name)
+        snap.stores.extend(rows)
+        if not managed:
+            return
+        mode, fee_rate = await self._daemon_facts(backend, next(iter(managed)))
+        trampolines = self.peers.trampolines()
+        items = list(managed.values())
+
+        async def one(item: tuple[WalletInfo, tuple[str, ...]]) -> WalletSnapshot:
+            wallet, store_ids = item
+            return await fetch_wallet(
+                backend,
+                index,
+                wallet,
+                store_ids,
+                fee_rate=fee_rate,
+                mode=mode,
+                trampolines=trampolines,
+            )
+
+        results = await bounded_gather(items, one, self.settings.max_concurrency)
+        for (wallet, _), result in zip(items, results, strict=True):
+            if isinstance(result, WalletSnapshot):
+                snap.wallets[wallet.id] = result
+                if self.record_observations:
+                    self.peers.observe(wallet.id, result.channels, self.clock())
+            else:
+                if isinstance(result, BaseException):
+                    self.metrics.error(result)
+                snap.failures[wallet.id] = f"{type(result).__name__}: {result}"
+                log.error("wallet_unreadable", wallet=wallet.id, error=snap.failures[wallet.id])
+
+    async def _daemon_facts(
+        self, backend: WalletBackend, wallet_id: str
+    ) -> tuple[LightningMode, int | None]:
+        """Lightning mode and fee rate are daemon-wide: asked once per backend per cycle."""
+        mode, fee_rate = LightningMode.UNKNOWN, None
+        try:
+            mode = await backend.lightning_mode(wallet_id)
+        except WalletError as exc:
+            log.warning("lightning_mode_unknown", error=str(exc))
+        try:
+            fee_rate = await backend.fee_rate(wallet_id, self.settings.fee_rate_target_blocks)
+        except WalletError as exc:
+            log.warning("fee_rate_unknown", error=str(exc))
+        return mode, fee_rate
+
+    async def refresh(self, snapshot: CycleSnapshot, wallet_id: str) -> None:
+        """Re-read one wallet after an action on it, so the next section sees the truth."""
+        old = snapshot.wallets[wallet_id]
+        backend = self.backends[old.backend_index]
+        balance, channels = await asyncio.gather(
+            backend.balance(wallet_id), backend.channels(wallet_id)
+        )
+        snapshot.wallets[wallet_id] = old.with_updates(balance=balance, channels=tuple(channels))
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _skip(self, skip: Skip) -> None:
+        key = (skip.section, skip.wallet_id, skip.store_id)
+        loud = self._last_skip.get(key) != skip.reason
+        self._last_skip[key] = skip.reason
+        self.executor.log_skip(skip, loud=loud)
+
+    async def _each_wallet(
+        self,
+        section: str,
+        snapshot: CycleSnapshot,
+        fn: Callable[[WalletSnapshot, WalletBackend], Awaitable[int]],
+        report: CycleReport,
+    ) -> None:
+        for wallet_id in sorted(snapshot.wallets):
+            if self.stopping:
+                return
+            snap = snapshot.wallets[wallet_id]
+            try:
+                report.actions += await fn(snap, self.backends[snap.backend_index])
+            except Exception as exc:  # one wallet never stops the others
+                self.metrics.error(exc)
+                log.error(
+                    "wallet_failed",
+                    section=section,
+                    wallet=wallet_id,
+                    error=repr(exc),
+                    exc_info=not isinstance(exc, WalletError),
+                )
+        for wallet_id, why in snapshot.failures.items():
+            self._skip(Skip(section, wallet_id, "wallet_unreadable", {"error": why[:200]}))
+
+    async def _settled(self, snap: WalletSnapshot, backend: WalletBackend, section: str) -> bool:
+        """Reconcile the journal for a wallet; False (with a reason) while something is pending."""
+        pending = await self.executor.reconcile(backend, snap.wallet_id, snap)
+        if pending:
+            self._skip(
+                Skip(
+                    section,
+                    snap.wallet_id,
+                    "action_in_flight",
+                    {
+                        "entry": pending[0].id,
+                        "kind": pending[0].kind.value,
+                        "sats": pending[0].amount_sat,
+                    },
+                )
+            )
+            return False
+        return True
+
+    # --- sections ---------------------------------------------------------------------------
+
+    async def channel_opening(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
+        await self._stores_without_wallet(snapshot)
+
+        async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
+            acted = 0
+            if not await self._settled(snap, backend, "channel_opening"):
+                return 0
+            for close in self.peers.channels_to_close(snap, self.clock()):
+                if await self.executor.close_channel(backend, close):
+                    acted += 1
+                    await self.refresh(snapshot, snap.wallet_id)
+                    return acted  # one close per wallet per cycle; reopen next cycle
+            plan = plan_liquidity(snap, self.settings)
+            existing = {c.peer_pubkey for c in snap.channels if c.peer_pubkey}
+            wanted = max(1, len(plan.planned_capacities))
+            candidates = self.peers.candidates(
+                snap.wallet_id,
+                wanted,
+                existing=existing,
+                require_trampoline=snap.mode is not LightningMode.GOSSIP,
+                now=self.clock(),
+                prefer_address=self.settings.cashout_lightning_address,
+            )
+            decisions = decide_opening(snap, plan, self.settings, candidates, open_in_flight=False)
+            for decision in decisions:
+                if isinstance(decision, Skip):
+                    self._skip(decision)
+                elif (
+                    isinstance(decision, OpenChannel)
+                    and not self.stopping
+                    and await self.executor.open_channel(backend, decision)
+                ):
+                    acted += 1
+            if acted:
+                await self.refresh(snapshot, snap.wallet_id)
+            return acted
+
+        await self._each_wallet("channel_opening", snapshot, one, report)
+
+    async def _stores_without_wallet(self, snapshot: CycleSnapshot) -> None:
+        for row in snapshot.stores:
+            if row.managed_wallet_id is not None:
+                continue
+            try:
+                await self._store_without_wallet(row)
+            except Exception as exc:
+                log.error("store_failed", store=row.store.id, error=repr(exc))
+
+    async def _store_without_wallet(self, row: StoreWallets) -> None:
+        name = self.settings.wallet_name
+        if self.settings.create_missing_wallets and row.problem == "no_managed_wallet":
+            if self.settings.dry_run:
+                log.info("dry_run_create_wallet", store=row.store.id, name=name)
+                return
+            wallet = await self.backends[row.backend_index].create_lightning_wallet(
+                name, row.store.id
+            )
+            log.warning(
+                "wallet_created",
+                store=row.store.id,
+                wallet=wallet.id,
+                name=name,
+                note="back up this wallet's seed from Bitcart's admin; it is not logged",
+            )
+            return
+        key = f"nowallet:{row.store.id}"
+        now = self.clock()
+        last = self.journal.get_state(key)
+        interval = timedelta(seconds=self.settings.topup_reminder_interval_seconds)
+        if last is not None and now - datetime.fromisoformat(last) < interval:
+            self._skip(
+                Skip(
+                    "channel_opening",
+                    None,
+                    row.problem or "no_managed_wallet",
+                    {},
+                    store_id=row.store.id,
+                )
+            )
+            return
+        how = (
+            f"in Bitcart's admin, create a hot wallet named '{name}' with Lightning enabled "
+            f"and add it to store '{row.store.name}' (or set create_missing_wallets = true)"
+        )
+        if row.problem == "lightning_disabled":
+            how = f"enable Lightning on wallet '{name}' of store '{row.store.name}'"
+        log.warning("store_without_managed_wallet", store=row.store.id, reason=row.problem, how=how)
+        if not self.settings.dry_run:
+            self.journal.set_state(key, now.isoformat(), now=now)
+
+    async def topups(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
+        async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
+            plan = plan_liquidity(snap, self.settings)
+            for decision in decide_topup(snap, plan):
+                if isinstance(decision, Skip):
+                    self._skip(decision)
+                elif isinstance(decision, ShowTopup):
+                    try:
+                        await self.executor.show_topup(backend, decision)
+                    except Exception as exc:
+                        log.error(
+                            "topup_failed",
+                            store=decision.store_id,
+                            wallet=snap.wallet_id,
+                            error=repr(exc),
+                        )
+            return 0
+
+        await self._each_wallet("topups", snapshot, one, report)
+
+    async def cashouts(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
+        async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
+            if self.settings.cashout_lightning_address is None:
+                self._skip(Skip("cashouts", snap.wallet_id, "no_cashout_address", {}))
+                return 0
+            if not await self._settled(snap, backend, "cashouts"):
+                return 0
+            fee_due = 0
+            if self.settings.fees_enabled:
+                fee_due = (await self.fees.fee_due(backend, snap)).due_sat
+            decisions = decide_cashout(
+                snap,
+                self.settings,
+                fee_due=fee_due,
+                backoff_until=self._backoff("cashout", snap.wallet_id),
+                now=self.clock(),
+            )
+            return await self._pay(snapshot, snap, backend, decisions)
+
+        if self.settings.cashout_lightning_address is None and not getattr(
+            self, "_warned_no_cashout", False
+        ):
+            log.warning(
+                "cashouts_off",
+                reason="no_cashout_address",
+                how="set cashout_lightning_address (user@domain)",
+            )
+            self._warned_no_cashout = True
+        await self._each_wallet("cashouts", snapshot, one, report)
+
+    async def fee_payments(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
+        async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
+            if not self.settings.fees_enabled:
+                reason = "fees_off" if self.settings.fee_rate == 0 else "no_fee_address"
+                self._skip(Skip("fee_payments", snap.wallet_id, reason, {}))
+                return 0
+            if not await self._settled(snap, backend, "fee_payments"):
+                return 0
+            ledger = await self.fees.fee_due(backend, snap)
+            decisions = decide_fee_payment(
+                snap,
+                self.settings,
+                fee_due=ledger.due_sat,
+                numbers=ledger.numbers,
+                backoff_until=self._backoff("fee_payment", snap.wallet_id),
+                now=self.clock(),
+            )
+            acted = await self._pay(snapshot, snap, backend, decisions)
+            if acted:
+                self.fees.forget(snap.wallet_id)
+            return acted
+
+        await self._each_wallet("fee_payments", snapshot, one, report)
+
+    async def _pay(
+        self,
+        snapshot: CycleSnapshot,
+        snap: WalletSnapshot,
+        backend: WalletBackend,
+        decisions: list[Decision],
+    ) -> int:
+        acted = 0
+        for decision in decisions:
+            if isinstance(decision, Skip):
+                self._skip(decision)
+            elif isinstance(decision, PayLightningAddress) and not self.stopping:
+                outcome = await asyncio.shield(self.executor.pay(backend, decision))
+                self.metrics.payments[outcome] += 1
+                if outcome != "dry_run":
+                    acted += 1
+        if acted:
+            await self.refresh(snapshot, snap.wallet_id)
+        return acted
+
+    def _backoff(self, kind: str, wallet_id: str) -> datetime | None:
+        raw = self.journal.get_state(f"backoff:{kind}:{wallet_id}")
+        return datetime.fromisoformat(raw) if raw else None
+
+
+def _install_signal_handlers(daemon: Daemon) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop(signame: str) -> None:
+        if not daemon.stopping:
+            log.info(
+                "stopping", signal=signame, note="finishing the action under way, then exiting"
+            )
+        daemon.stopping = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # non-POSIX loops
+            loop.add_signal_handler(sig, stop, sig.name)
+
+
+async def run(settings: Settings) -> int:
+    from liquidityhelper.wiring import build_runtime
+
+    async with build_runtime(settings) as runtime:
+        daemon = Daemon(settings, runtime.backends, runtime.journal, runtime.peers, runtime.http)
+        _install_signal_handlers(daemon)
+        await runtime.start_health(daemon)
+        log.info(
+            "started",
+            wallets_name=settings.wallet_name,
+            dry_run=settings.dry_run,
+            single_run=settings.single_run,
+            backends=len(runtime.backends),
+            network=settings.network,
+        )
+        await daemon.run_forever()
+        log.info("stopped")
+    return 0
+
+
+def run_daemon(settings: Settings) -> int:
+    if not settings.api_tokens:
+        log.critical("no_api_token", how="set LIQUIDITYHELPER_API_TOKEN or api_token")
+        return 2
+    return asyncio.run(run(settings))

@@ -1,0 +1,115 @@
+"""The loop's view of the node database: peers to open to, what we saw, what to close."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import structlog
+
+from liquidityhelper.actions import CloseChannel
+from liquidityhelper.config import Settings
+from liquidityhelper.decisions.opening import Candidate
+from liquidityhelper.nodes import closing, ranking
+from liquidityhelper.nodes.db import NodeDB
+from liquidityhelper.nodes.model import parse_connection_string
+from liquidityhelper.nodes.sources import ensure_package_seed
+from liquidityhelper.snapshot import WalletSnapshot
+from liquidityhelper.wallet.base import Channel
+
+log = structlog.get_logger(__name__)
+
+
+class NodePeerBook:
+    def __init__(self, db: NodeDB, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self._closing: dict[str, closing.CloseDecision] = {}
+
+    def seed(self, now: datetime | None = None) -> None:
+        """Import the shipped seed list: mainnet nodes, useless on any other network."""
+        if self.settings.network != "mainnet":
+            return
+        imported, skipped = ensure_package_seed(self.db, now or datetime.now(UTC))
+        if imported or skipped:
+            log.info("node_seed_imported", imported=imported, skipped=skipped)
+
+    def trampolines(self) -> frozenset[str]:
+        """Pubkeys known to be trampolines (curated sources only), for trampoline-mode sends."""
+        rows = self.db.conn.execute("SELECT pubkey FROM nodes WHERE trampoline = 1").fetchall()
+        static = set()
+        for conn in self.settings.nodes.static_trampoline_peers:
+            static.add(parse_connection_string(conn)[0])
+        return frozenset({r[0] for r in rows} | static)
+
+    def observe(self, wallet_id: str, channels: Sequence[Channel], now: datetime) -> None:
+        self.db.record_peer_samples(wallet_id, list(channels), now)
+
+    def candidates(
+        self,
+        wallet_id: str,
+        count: int,
+        *,
+        existing: set[str],
+        require_trampoline: bool,
+        now: datetime,
+        prefer_address: str | None,
+    ) -> list[Candidate]:
+        prefer = self.db.payee_pubkeys(prefer_address) if prefer_address else []
+        chosen = ranking.choose_peers(
+            self.db,
+            wallet_id,
+            count,
+            settings=self.settings.nodes,
+            now=now,
+            existing_peers=existing,
+            require_trampoline=require_trampoline,
+            prefer_pubkeys=list(prefer),
+        )
+        return [Candidate(c.pubkey, c.connection_string) for c in chosen]
+
+    def channels_to_close(self, snap: WalletSnapshot, now: datetime) -> list[CloseChannel]:
+        decisions = closing.channels_to_close(
+            self.db, snap.wallet_id, list(snap.channels), settings=self.settings.nodes, now=now
+        )
+        out = []
+        for d in decisions:
+            self._closing[d.channel_point] = d
+            out.append(CloseChannel(snap.wallet_id, d.channel_point, d.pubkey, d.reason))
+        return out
+
+    def record_open_attempt(
+        self,
+        wallet_id: str,
+        pubkey: str,
+        ok: bool,
+        error_class: str | None,
+        channel_point: str | None,
+        now: datetime,
+    ) -> None:
+        self.db.record_open_attempt(
+            wallet_id, pubkey, ok, error_class, now, channel_point=channel_point
+        )
+
+    def record_close(
+        self,
+        wallet_id: str,
+        channel_point: str,
+        ok: bool,
+        error_class: str | None,
+        now: datetime,
+    ) -> None:
+        decision = self._closing.pop(channel_point, None)
+        if decision is None:
+            return
+        if ok:
+            closing.record_close_done(
+                self.db, wallet_id, decision, settings=self.settings.nodes, now=now
+            )
+        else:
+            closing.record_close_failed(
+                self.db, wallet_id, decision, now=now, error_class=error_class or "unknown"
+            )
+
+    def learn_payee(self, address: str, pubkey: str, now: datetime) -> None:
+        self.db.learn_payee(address, pubkey, now)

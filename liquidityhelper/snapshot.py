@@ -1,0 +1,191 @@
+"""What one cycle knows about each managed wallet, fetched once and shared by the sections.
+
+Definitions used everywhere (also in README):
+
+- A channel is *live* when it is OPEN and its peer is online (Electrum peer_state GOOD).
+- A channel *can send* when it is live and, in trampoline mode, its peer is a trampoline:
+  Electrum sends only through trampolines then, so local balance elsewhere is stuck.
+- *Inbound liquidity* of a wallet = what the peers of live channels can send us (their balance
+  above the reserve they must keep) + the local balance that the next cashout will push out
+  (sendable balance of channels that can send, only when a cashout address is set).
+- Channels still OPENING count toward the plan (as their future inbound), so a top-up never asks
+  again for sats already committed to an open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+import structlog
+
+from liquidityhelper import common_functions as cf
+from liquidityhelper.wallet.base import (
+    Balance,
+    Channel,
+    ChannelState,
+    LightningMode,
+    Store,
+    WalletBackend,
+    WalletInfo,
+)
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class WalletSnapshot:
+    backend_index: int
+    wallet: WalletInfo
+    store_ids: tuple[str, ...]
+    balance: Balance
+    channels: tuple[Channel, ...]
+    fee_rate: int | None  # sat/vB; None when the estimate is unavailable
+    mode: LightningMode
+    trampolines: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def wallet_id(self) -> str:
+        return self.wallet.id
+
+    @property
+    def live_channels(self) -> list[Channel]:
+        return [c for c in self.channels if c.is_live]
+
+    @property
+    def opening_channels(self) -> list[Channel]:
+        return [c for c in self.channels if c.state is ChannelState.OPENING]
+
+    @property
+    def unclosed_capacities(self) -> list[int]:
+        """Capacities of channels that may still need an on-chain close (reserve them)."""
+        return [
+            c.capacity_sat
+            for c in self.channels
+            if c.state in (ChannelState.OPENING, ChannelState.OPEN, ChannelState.CLOSING)
+        ]
+
+    def can_send(self, channel: Channel) -> bool:
+        if not channel.is_live:
+            return False
+        if self.mode is LightningMode.GOSSIP:
+            return True
+        # Trampoline (or unknown) mode: only channels to trampolines carry our payments.
+        return channel.peer_pubkey in self.trampolines
+
+    def channel_sendable(self, channel: Channel) -> int:
+        """Sats this channel can really send: above the reserve and the fee allowance."""
+        if not self.can_send(channel):
+            return 0
+        # The funder's commitment fee and anchors stay behind; we cannot tell who funded a
+        # channel, so assume we did (the conservative side).
+        allowance = cf.COMMITMENT_FEE_ALLOWANCE_SAT + cf.ANCHOR_OUTPUTS_SAT
+        return max(0, channel.sendable_sat - allowance)
+
+    @property
+    def sendable_sat(self) -> int:
+        return sum(self.channel_sendable(c) for c in self.channels)
+
+    @property
+    def max_single_send_sat(self) -> int:
+        return max((self.channel_sendable(c) for c in self.channels), default=0)
+
+    def channel_potential_inbound(self, channel: Channel, counting_cashout: bool) -> int:
+        if channel.state is ChannelState.OPENING:
+            return cf.usable_inbound_for_capacity(channel.capacity_sat)
+        if not channel.is_live:
+            return 0
+        pushed = self.channel_sendable(channel) if counting_cashout else 0
+        return channel.inbound_sat + pushed
+
+    def inbound_sat(self, counting_cashout: bool, include_opening: bool = True) -> int:
+        return sum(
+            self.channel_potential_inbound(c, counting_cashout)
+            for c in self.channels
+            if include_opening or c.state is not ChannelState.OPENING
+        )
+
+    def with_updates(self, **changes: object) -> WalletSnapshot:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreWallets:
+    """A store and what we found of its managed wallet."""
+
+    backend_index: int
+    store: Store
+    managed_wallet_id: str | None
+    problem: str | None = None  # why the store has no managed wallet
+
+
+@dataclass(slots=True)
+class CycleSnapshot:
+    stores: list[StoreWallets]
+    wallets: dict[str, WalletSnapshot]
+    failures: dict[str, str]  # wallet id -> why its snapshot could not be fetched
+    backend_failures: dict[int, str]
+
+
+async def bounded_gather(
+    items: Sequence[T], fn: Callable[[T], Awaitable[object]], limit: int
+) -> list[object]:
+    """Run fn over items with at most `limit` at once; exceptions are returned, not raised."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> object:
+        async with sem:
+            try:
+                return await fn(item)
+            except Exception as exc:
+                return exc
+
+    return await asyncio.gather(*(one(i) for i in items))
+
+
+def managed_wallets_of(
+    backend_index: int, stores: Sequence[Store], wallets: Sequence[WalletInfo], wallet_name: str
+) -> tuple[list[StoreWallets], dict[str, tuple[WalletInfo, tuple[str, ...]]]]:
+    """Each store's managed wallet; wallets shared by stores appear once, with all their stores."""
+    by_id = {w.id: w for w in wallets}
+    out: list[StoreWallets] = []
+    managed: dict[str, tuple[WalletInfo, list[str]]] = {}
+    for store in stores:
+        named = [by_id[w] for w in store.wallet_ids if w in by_id and by_id[w].name == wallet_name]
+        usable = [w for w in named if w.lightning_enabled and w.currency.lower() == "btc"]
+        if not usable:
+            problem = "lightning_disabled" if named else "no_managed_wallet"
+            out.append(StoreWallets(backend_index, store, None, problem))
+            continue
+        chosen = sorted(usable, key=lambda w: w.id)[0]
+        out.append(StoreWallets(backend_index, store, chosen.id))
+        managed.setdefault(chosen.id, (chosen, []))[1].append(store.id)
+    return out, {k: (w, tuple(sorted(s))) for k, (w, s) in managed.items()}
+
+
+async def fetch_wallet(
+    backend: WalletBackend,
+    backend_index: int,
+    wallet: WalletInfo,
+    store_ids: tuple[str, ...],
+    *,
+    fee_rate: int | None,
+    mode: LightningMode,
+    trampolines: frozenset[str],
+) -> WalletSnapshot:
+    balance, channels = await asyncio.gather(
+        backend.balance(wallet.id), backend.channels(wallet.id)
+    )
+    return WalletSnapshot(
+        backend_index=backend_index,
+        wallet=wallet,
+        store_ids=store_ids,
+        balance=balance,
+        channels=tuple(channels),
+        fee_rate=fee_rate,
+        mode=mode,
+        trampolines=trampolines,
+    )

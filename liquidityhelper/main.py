@@ -128,6 +128,8 @@ class Daemon:
             except Exception as exc:
                 report.section_errors.append(name)
                 log.error("section_failed", section=name, error=repr(exc), exc_info=True)
+        if self.record_observations:
+            self.peers.refresh_in_background(self.clock())
         report.finished = self.clock()
         self.last_report = report
         self._update_metrics(report, snapshot)

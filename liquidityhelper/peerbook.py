@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -13,7 +15,9 @@ from liquidityhelper.decisions.opening import Candidate
 from liquidityhelper.nodes import closing, ranking
 from liquidityhelper.nodes.db import NodeDB
 from liquidityhelper.nodes.model import parse_connection_string
+from liquidityhelper.nodes.providers import NodeProvider
 from liquidityhelper.nodes.sources import ensure_package_seed
+from liquidityhelper.nodes.throttle import refresh_nodes
 from liquidityhelper.snapshot import WalletSnapshot
 from liquidityhelper.wallet.base import Channel
 
@@ -21,10 +25,32 @@ log = structlog.get_logger(__name__)
 
 
 class NodePeerBook:
-    def __init__(self, db: NodeDB, settings: Settings) -> None:
+    def __init__(
+        self, db: NodeDB, settings: Settings, providers: Sequence[NodeProvider] = ()
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.providers = list(providers)
         self._closing: dict[str, closing.CloseDecision] = {}
+        self._refreshing: asyncio.Task[object] | None = None
+
+    def refresh_in_background(self, now: datetime) -> None:
+        """Start one throttled provider refresh unless one is still running; never waits.
+
+        Providers are slow and optional: the loop must not wait for them, and a refresh that
+        fails only logs (refresh_nodes never raises).
+        """
+        if not self.providers or (self._refreshing and not self._refreshing.done()):
+            return
+        self._refreshing = asyncio.create_task(
+            refresh_nodes(self.db, self.providers, self.settings.nodes, now)
+        )
+
+    async def aclose(self) -> None:
+        if self._refreshing and not self._refreshing.done():
+            self._refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refreshing
 
     def seed(self, now: datetime | None = None) -> None:
         """Import the shipped seed list: mainnet nodes, useless on any other network."""

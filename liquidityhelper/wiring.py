@@ -12,6 +12,7 @@ import httpx
 from liquidityhelper.config import Settings
 from liquidityhelper.journal import Journal
 from liquidityhelper.nodes.db import NodeDB
+from liquidityhelper.nodes.providers import build_providers
 from liquidityhelper.peerbook import NodePeerBook
 from liquidityhelper.wallet.base import WalletBackend
 from liquidityhelper.wallet.bitcart import BitcartWallet
@@ -66,7 +67,7 @@ async def build_runtime(settings: Settings, **adapter_options: Any) -> AsyncIter
     ) as http:
         journal = Journal.open(settings.data_dir)
         nodes = NodeDB.open_in_dir(settings.data_dir)
-        peers = NodePeerBook(nodes, settings)
+        peers = NodePeerBook(nodes, settings, build_providers(settings.nodes, http))
         peers.seed()
         runtime = Runtime(
             settings,
@@ -81,6 +82,7 @@ async def build_runtime(settings: Settings, **adapter_options: Any) -> AsyncIter
         finally:
             for closer in runtime._closers:
                 await closer.aclose()
+            await peers.aclose()
             for backend in runtime.backends:
                 await backend.aclose()
             journal.close()

@@ -518,6 +518,9 @@ async def run(settings: Settings) -> int:
         )
         await daemon.run_forever()
         log.info("stopped")
+    report = daemon.last_report
+    if settings.single_run and report is not None and report.backend_failures:
+        return 1  # `once` in a script: Bitcart could not be read
     return 0
 
 

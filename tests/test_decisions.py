@@ -274,3 +274,13 @@ def test_fee_payment_rules() -> None:
         ].reason
         == "fees_off"
     )
+
+
+def test_an_unconfirmed_spend_is_not_spendable_and_not_a_topup() -> None:
+    """Electrum shows a funding tx as negative unconfirmed while its coins stay confirmed."""
+    s = settings()
+    opening = (channel(60_000, state=ChannelState.OPENING),)
+    snap = wallet_snapshot(confirmed=5_000_000, unconfirmed=-60_750, channels=opening)
+    plan = plan_liquidity(snap, s)
+    assert plan.spare_sat == cf.safe_to_spend(5_000_000 - 60_750, [60_000], 2)
+    assert plan.topup_sat == 0

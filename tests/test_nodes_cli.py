@@ -10,6 +10,7 @@ import httpx
 
 from liquidityhelper.nodes.cli import cmd_import, cmd_list, cmd_show, cmd_update_async
 from liquidityhelper.nodes.model import ELECTRUM_HARDCODED_TRAMPOLINES
+from liquidityhelper.nodes.sources import ensure_package_seed
 from tests.nodes_support import (
     T0,
     FakeProviderServer,
@@ -26,6 +27,7 @@ ACINQ = "03864ef025fde8fb587d989186ce6a4a186895ee44a926bfc370e2c366597a3f8f"
 
 def test_list_shows_seeded_nodes_and_why_others_are_excluded() -> None:
     db = memory_db()
+    ensure_package_seed(db, T0)
     add_provider_node(db, pk(1), capacity=10)
     out = io.StringIO()
     assert cmd_list(db, settings(), out, now=T0) == 0
@@ -39,6 +41,7 @@ def test_list_shows_seeded_nodes_and_why_others_are_excluded() -> None:
 
 def test_show_gives_data_observations_score_and_why() -> None:
     db = memory_db()
+    ensure_package_seed(db, T0)
     db.record_open_attempt("w1", ACINQ, False, "DaemonError", T0)
     out = io.StringIO()
     assert cmd_show(db, settings(), out, ACINQ, now=T0) == 0
@@ -103,10 +106,26 @@ def test_run_nodes_command_opens_the_database_in_the_data_dir(tmp_path: Path) ->
     from liquidityhelper.nodes.commands import run_nodes_command
     from liquidityhelper.nodes.db import DB_FILENAME
 
-    config = cast(Any, SimpleNamespace(data_dir=tmp_path / "data", nodes=settings()))
+    config = cast(
+        Any, SimpleNamespace(data_dir=tmp_path / "data", nodes=settings(), network="mainnet")
+    )
     out = io.StringIO()
     args = SimpleNamespace(nodes_command="show", pubkey=ACINQ)
     assert run_nodes_command(config, cast(Any, args), out) == 0
     assert (tmp_path / "data" / DB_FILENAME).exists()
     assert "ACINQ" in out.getvalue()
     assert run_nodes_command(config, cast(Any, SimpleNamespace(nodes_command=None)), out) == 2
+
+
+def test_mainnet_seed_is_not_imported_on_other_networks(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from liquidityhelper.nodes.commands import run_nodes_command
+    from liquidityhelper.nodes.db import NodeDB
+
+    config = cast(Any, SimpleNamespace(data_dir=tmp_path, nodes=settings(), network="regtest"))
+    out = io.StringIO()
+    assert run_nodes_command(config, cast(Any, SimpleNamespace(nodes_command="list")), out) == 0
+    with NodeDB.open_in_dir(tmp_path) as db:
+        assert db.node_count() == 0

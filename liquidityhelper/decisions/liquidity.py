@@ -59,7 +59,10 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
     # Price the plan at the current estimate, or at the ceiling when there is none: a top-up
     # computed at the ceiling is always enough to open once fees come down.
     fee_rate = snap.fee_rate if snap.fee_rate is not None else settings.max_onchain_fee_rate
-    confirmed = snap.balance.confirmed_sat
+    # Electrum reports an unconfirmed spend (a channel funding, say) as negative unconfirmed
+    # while the coins still count as confirmed: only the sum is really spendable.
+    confirmed = snap.balance.confirmed_sat + min(0, snap.balance.unconfirmed_sat)
+    incoming = max(0, snap.balance.unconfirmed_sat)
     existing = snap.unclosed_capacities
     spare = cf.safe_to_spend(confirmed, existing, fee_rate, settings.onchain_extra_reserve)
     base = LiquidityPlan(
@@ -71,7 +74,7 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
         target_channels=settings.min_channel_count,
         fee_rate=fee_rate,
         spare_sat=spare,
-        numbers={"confirmed_sat": confirmed, "unconfirmed_sat": snap.balance.unconfirmed_sat},
+        numbers={"spendable_sat": confirmed, "incoming_sat": incoming},
     )
     if not needs:
         return base
@@ -81,7 +84,7 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
         capacities, confirmed, existing, fee_rate, settings.onchain_extra_reserve
     )
     # Unconfirmed funds (a top-up on its way) will be spendable soon: do not ask twice.
-    topup = max(0, topup - snap.balance.unconfirmed_sat)
+    topup = max(0, topup - incoming)
     return replace(base, planned_capacities=tuple(capacities), topup_sat=topup)
 
 

@@ -32,7 +32,7 @@ def decide_topup(snap: WalletSnapshot, plan: LiquidityPlan) -> list[Decision]:
                 "funds_suffice",
                 {
                     "spare_sat": plan.spare_sat,
-                    "unconfirmed_sat": plan.numbers.get("unconfirmed_sat", 0),
+                    "incoming_sat": plan.numbers.get("incoming_sat", 0),
                 },
             )
         ]

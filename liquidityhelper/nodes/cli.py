@@ -16,7 +16,7 @@ from liquidityhelper.nodes.model import from_ts, normalize_pubkey
 from liquidityhelper.nodes.providers import build_providers
 from liquidityhelper.nodes.ranking import evaluate_nodes, explain
 from liquidityhelper.nodes.settings import NodeSettings
-from liquidityhelper.nodes.sources import SeedFormatError, ensure_package_seed, parse_seed_data
+from liquidityhelper.nodes.sources import SeedFormatError, parse_seed_data
 from liquidityhelper.nodes.throttle import refresh_nodes
 
 
@@ -34,7 +34,6 @@ def cmd_list(
 ) -> int:
     """Every known node: eligible ones first by score, then the rest with why not."""
     moment = _now(now)
-    ensure_package_seed(db, moment)
     evaluations = evaluate_nodes(db, settings, moment)
     out.write(f"{'score':>7}  {'T':1} {'S':1}  {'pubkey':66}  {'alias':24}  status\n")
     for e in evaluations:
@@ -62,7 +61,6 @@ def cmd_show(
         out.write(f"not a node pubkey: {pubkey!r}\n")
         return 2
     moment = _now(now)
-    ensure_package_seed(db, moment)
     evaluation = explain(db, key, settings, moment)
     node = db.get_node(key)
     if evaluation is None:
@@ -131,7 +129,6 @@ async def cmd_update_async(
 ) -> int:
     """One throttled refresh from the configured providers."""
     moment = _now(now)
-    ensure_package_seed(db, moment)
     own_client = client is None
     http = client or httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     try:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
 from liquidityhelper.nodes.cli import cmd_import, cmd_list, cmd_show, cmd_update
 from liquidityhelper.nodes.db import NodeDB, NodeDBError
+from liquidityhelper.nodes.sources import ensure_package_seed
 
 if TYPE_CHECKING:
     from liquidityhelper.config import Settings
@@ -31,6 +33,8 @@ def run_nodes_command(
         stream.write(f"cannot open the node database in {settings.data_dir}: {exc}\n")
         return EXIT_FAILED
     try:
+        if settings.network == "mainnet":  # the shipped list holds mainnet nodes only
+            ensure_package_seed(db, datetime.now(UTC))
         node_settings = settings.nodes
         if action == "list":
             return cmd_list(db, node_settings, stream)

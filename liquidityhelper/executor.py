@@ -279,9 +279,9 @@ class Executor:
                 sats=action.amount_sat,
             )
             return
-        invoice_id = state.get("invoice_id") if not changed else None
+        invoice_id = None
         if action.make_invoice and self.settings.create_topup_invoices:
-            invoice_id = await self._topup_invoice(backend, action, invoice_id)
+            invoice_id = await self._topup_invoice(backend, action)
         log.warning(
             "topup_needed",
             store=action.store_id,
@@ -308,15 +308,21 @@ class Executor:
                 now=now,
             )
 
-    async def _topup_invoice(
-        self, backend: WalletBackend, action: ShowTopup, invoice_id: str | None
-    ) -> str | None:
-        if invoice_id is not None:
-            pending = await backend.list_store_invoices(
-                action.store_id, status="pending", metadata={"liquidityhelper": TOPUP_TAG}
-            )
-            if any(i.id == invoice_id for i in pending):
-                return invoice_id
+    async def _topup_invoice(self, backend: WalletBackend, action: ShowTopup) -> str | None:
+        """The store's pending top-up invoice for this wallet and amount, else a new one.
+
+        Looked up in Bitcart rather than remembered, so a crash between creating it and
+        recording it cannot leave the merchant with two invoices for one shortfall.
+        """
+        pending = await backend.list_store_invoices(
+            action.store_id, status="pending", metadata={"liquidityhelper": TOPUP_TAG}
+        )
+        for invoice in pending:
+            meta = invoice.metadata
+            if meta.get("wallet_id") == action.wallet_id and str(meta.get("amount_sat")) == str(
+                action.amount_sat
+            ):
+                return invoice.id
         if self.dry_run:
             log.info(
                 "dry_run_create_topup_invoice",

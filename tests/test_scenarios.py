@@ -253,3 +253,28 @@ async def test_daemon_error_behind_channels_opens_nothing(tmp_path: Path) -> Non
             c.state is not ChannelState.CLOSED
             for c in await sc.runtime.backends[0].channels(sc.wallet_id)
         )
+
+
+async def test_topup_reminder_reuses_the_pending_invoice_even_after_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from liquidityhelper.logs import configure_logging
+
+    configure_logging("INFO", "json")
+    async with scenario(tmp_path) as sc:
+        await sc.cycle()
+        backend = sc.runtime.backends[0]
+        first = topup_invoice(sc)
+        # A crash after creating the invoice but before recording it: the state is lost.
+        sc.daemon.journal.delete_state(f"topup:{sc.store_id}")
+        await sc.cycle()
+        assert topup_invoice(sc) == first
+        sc.clock.advance(hours=6, seconds=1)  # the reminder interval
+        await sc.cycle()
+        sc.clock.advance(minutes=5)  # within the interval: not repeated
+        await sc.cycle()
+        assert [i.id for i in await backend.list_store_invoices(sc.store_id)] == [first]
+    warnings = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    shown = [w for w in warnings if w["event"] == "topup_needed"]
+    assert len(shown) == 3 and {w["invoice"] for w in shown} == {first}
+    assert all(w["level"] == "warning" and w["sats"] > 0 and w["btc"] for w in shown)

@@ -88,6 +88,7 @@ class Daemon:
         self.failed_cycles = 0
         self.last_report: CycleReport | None = None
         self._last_skip: dict[tuple[str, str | None, str | None], str] = {}
+        self._last_failure: dict[str, str] = {}
         self.on_cycle: list[Callable[[CycleReport, CycleSnapshot], None]] = []
 
     # --- the loop ---------------------------------------------------------------------------
@@ -182,7 +183,8 @@ class Daemon:
             except WalletError as exc:
                 self.metrics.error(exc)
                 snap.backend_failures[index] = str(exc)
-                log.error("backend_unreadable", backend=index, error=str(exc))
+                # bitcart_unreachable escalates when every backend fails, cycle after cycle.
+                log.warning("backend_unreadable", backend=index, error=str(exc))
         return snap
 
     async def _fetch_backend(self, index: int, backend: WalletBackend, snap: CycleSnapshot) -> None:
@@ -216,8 +218,18 @@ class Daemon:
             else:
                 if isinstance(result, BaseException):
                     self.metrics.error(result)
-                snap.failures[wallet.id] = f"{type(result).__name__}: {result}"
-                log.error("wallet_unreadable", wallet=wallet.id, error=snap.failures[wallet.id])
+                why = f"{type(result).__name__}: {result}"
+                snap.failures[wallet.id] = why
+                # ERROR when it starts or changes, not every cycle it lasts.
+                repeat = self._last_failure.get(wallet.id) == why
+                (log.debug if repeat else log.error)(
+                    "wallet_unreadable", wallet=wallet.id, error=why
+                )
+        for wallet_id in managed:
+            if wallet_id in snap.failures:
+                self._last_failure[wallet_id] = snap.failures[wallet_id]
+            else:
+                self._last_failure.pop(wallet_id, None)
 
     async def _daemon_facts(
         self, backend: WalletBackend, wallet_id: str

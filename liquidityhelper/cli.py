@@ -26,12 +26,13 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a subcommand's parser must not reset an option given before the command
+    # (`liquidityhelper --dry-run once`); main() fills in what was not given.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--config", metavar="PATH", help="TOML settings file (optional)")
     common.add_argument(
         "--dry-run",
         action="store_true",
-        default=None,
         help="log every action with its numbers; move nothing, create nothing",
     )
     common.add_argument("--log-format", choices=["auto", "console", "json"])
@@ -89,13 +90,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in ("config", "dry_run", "log_format", "log_level"):
+        setattr(args, name, getattr(args, name, None))
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
     if args.command == "demo":
         from liquidityhelper.demo import run_demo
 
-        return run_demo(json_output=args.json)
+        return run_demo(json_output=args.json, log_level=args.log_level, log_format=args.log_format)
     try:
         settings = _settings(args)
     except ConfigError as exc:

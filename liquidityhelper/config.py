@@ -202,6 +202,16 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and not v.strip() else v
 
+    @field_validator("health_listen")
+    @classmethod
+    def _host_port(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("expected host:port, e.g. 127.0.0.1:9100 (port 0: any free port)")
+        return v
+
     @field_validator("fee_rate", mode="before")
     @classmethod
     def _no_float_fee(cls, v: Any) -> Any:

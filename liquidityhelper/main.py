@@ -155,7 +155,11 @@ class Daemon:
         for wallet_id, snap in snapshot.wallets.items():
             plan = plan_liquidity(snap, self.settings)
             gauges[wallet_id] = WalletGauges(plan.inbound_sat, plan.target_sat, plan.topup_sat)
-        self.metrics.wallets = gauges
+        if snapshot.backend_failures:
+            # Keep the last known figures of wallets we could not read this time.
+            self.metrics.wallets.update(gauges)
+        else:
+            self.metrics.wallets = gauges
 
     def _watch_reachability(self, snapshot: CycleSnapshot) -> None:
         if self.backends and len(snapshot.backend_failures) == len(self.backends):

@@ -84,6 +84,7 @@ def test_fee_needs_a_start_date(tmp_path: Path) -> None:
         ("min_channel_size = 1000\n", "min_channel_size"),
         ('log_format = "xml"\n', "log_format"),
         ("[nodes]\nmin_capacity_sat = -5\n", "nodes.min_capacity_sat"),
+        ('health_listen = "localhost"\n', "health_listen"),
     ],
 )
 def test_bad_value_exits_2_naming_the_key(

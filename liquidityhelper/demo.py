@@ -403,9 +403,8 @@ def run_demo(
             sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     ignored = sorted(k for k in os.environ if k.startswith(ENV_PREFIX))
     if ignored:
-        print(
-            f"demo: ignoring {', '.join(ignored)}: the demo only talks to its own simulator",
-            file=sys.stderr,
+        sys.stderr.write(
+            f"demo: ignoring {', '.join(ignored)}: the demo only talks to its own simulator\n"
         )
     clock = DemoClock()
     watching = not json_output and out.isatty()

@@ -144,10 +144,10 @@ def main() -> int:
     try:
         settings = load_settings(config_path_from(None))
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        sys.stderr.write(f"{exc}\n")
         return 1
     ok, why = probe(settings)
-    print(why, file=sys.stdout if ok else sys.stderr)
+    (sys.stdout if ok else sys.stderr).write(f"{why}\n")
     return 0 if ok else 1
 
 

@@ -351,6 +351,6 @@ async def status_async(settings: Settings, *, as_json: bool, out: TextIO) -> int
 
 def run_status(settings: Settings, *, as_json: bool, out: TextIO | None = None) -> int:
     if not settings.api_tokens:
-        print("status: api_token is not set", file=sys.stderr)
+        sys.stderr.write("status: api_token is not set\n")
         return 2
     return asyncio.run(status_async(settings, as_json=as_json, out=out or sys.stdout))

@@ -109,7 +109,7 @@ class Simulator:
         await self._serve_lnurl(self.lnurl, self._lnurl_port)
         if self.block_interval_s:
             self._miner = asyncio.create_task(self._mine_forever(self.block_interval_s))
-        log.info("sim_started", rng_seed=self.model.seed, height=self.model.height)
+        log.info("sim_started", rng=self.model.seed, height=self.model.height)
         return self
 
     async def stop(self) -> None:

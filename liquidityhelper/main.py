@@ -326,17 +326,23 @@ class Daemon:
                     await self.refresh(snapshot, snap.wallet_id)
                     return acted  # one close per wallet per cycle; reopen next cycle
             plan = plan_liquidity(snap, self.settings)
-            existing = {c.peer_pubkey for c in snap.channels if c.peer_pubkey}
-            wanted = max(1, len(plan.planned_capacities))
-            candidates = self.peers.candidates(
-                snap.wallet_id,
-                wanted,
-                existing=existing,
-                require_trampoline=snap.mode is not LightningMode.GOSSIP,
-                now=self.clock(),
-                prefer_address=self.settings.cashout_lightning_address,
-            )
-            decisions = decide_opening(snap, plan, self.settings, candidates, open_in_flight=False)
+            # Ranking peers reads the node database (slow with many nodes): only when the
+            # decision wants peers, never for the idle majority of wallets.
+            decisions = decide_opening(snap, plan, self.settings, [], open_in_flight=False)
+            if any(isinstance(d, Skip) and d.reason == "no_peer_available" for d in decisions):
+                existing = {c.peer_pubkey for c in snap.channels if c.peer_pubkey}
+                wanted = max(1, len(plan.planned_capacities))
+                candidates = self.peers.candidates(
+                    snap.wallet_id,
+                    wanted,
+                    existing=existing,
+                    require_trampoline=snap.mode is not LightningMode.GOSSIP,
+                    now=self.clock(),
+                    prefer_address=self.settings.cashout_lightning_address,
+                )
+                decisions = decide_opening(
+                    snap, plan, self.settings, candidates, open_in_flight=False
+                )
             for decision in decisions:
                 if isinstance(decision, Skip):
                     self._skip(decision)

@@ -176,9 +176,10 @@ async def fetch_wallet(
     mode: LightningMode,
     trampolines: frozenset[str],
 ) -> WalletSnapshot:
-    balance, channels = await asyncio.gather(
-        backend.balance(wallet.id), backend.channels(wallet.id)
-    )
+    # One after the other: max_concurrency then bounds the requests in flight, and httpx's
+    # connection pool costs CPU per pooled connection on every request (BENCHMARKS.md).
+    balance = await backend.balance(wallet.id)
+    channels = await backend.channels(wallet.id)
     return WalletSnapshot(
         backend_index=backend_index,
         wallet=wallet,

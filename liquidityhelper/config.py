@@ -162,7 +162,11 @@ class Settings(BaseSettings):
     # --- Running ---------------------------------------------------------------------------
     poll_interval_seconds: int = Field(300, ge=1, description="seconds: sleep between cycles.")
     max_concurrency: int = Field(
-        16, ge=1, le=256, description="wallets fetched from Bitcart at once."
+        16,
+        ge=1,
+        le=64,
+        description="wallets fetched from Bitcart at once; more than about 16 costs more in "
+        "connection handling than it saves (BENCHMARKS.md).",
     )
     dry_run: bool = Field(
         False, description="Log every action with its numbers; move no funds, create nothing."

@@ -26,7 +26,7 @@ from liquidityhelper.actions import (
 )
 from liquidityhelper.config import Settings
 from liquidityhelper.decisions.liquidity import plan_liquidity
-from liquidityhelper.decisions.opening import decide_opening
+from liquidityhelper.decisions.opening import assign_peers, wanted_channels
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
 from liquidityhelper.executor import Executor
@@ -326,23 +326,20 @@ class Daemon:
                     await self.refresh(snapshot, snap.wallet_id)
                     return acted  # one close per wallet per cycle; reopen next cycle
             plan = plan_liquidity(snap, self.settings)
-            # Ranking peers reads the node database (slow with many nodes): only when the
-            # decision wants peers, never for the idle majority of wallets.
-            decisions = decide_opening(snap, plan, self.settings, [], open_in_flight=False)
-            if any(isinstance(d, Skip) and d.reason == "no_peer_available" for d in decisions):
-                existing = {c.peer_pubkey for c in snap.channels if c.peer_pubkey}
-                wanted = max(1, len(plan.planned_capacities))
+            wanted = wanted_channels(snap, plan, self.settings, open_in_flight=False)
+            if isinstance(wanted, Skip):
+                decisions: list[Decision] = [wanted]
+            else:
+                # Ranking reads the node database: only for wallets that want channels.
                 candidates = self.peers.candidates(
                     snap.wallet_id,
-                    wanted,
-                    existing=existing,
+                    len(wanted.capacities),
+                    existing={c.peer_pubkey for c in snap.channels if c.peer_pubkey},
                     require_trampoline=snap.mode is not LightningMode.GOSSIP,
                     now=self.clock(),
                     prefer_address=self.settings.cashout_lightning_address,
                 )
-                decisions = decide_opening(
-                    snap, plan, self.settings, candidates, open_in_flight=False
-                )
+                decisions = assign_peers(snap.wallet_id, wanted, candidates)
             for decision in decisions:
                 if isinstance(decision, Skip):
                     self._skip(decision)

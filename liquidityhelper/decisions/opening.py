@@ -22,6 +22,90 @@ class Candidate:
     connection_string: str
 
 
+@dataclass(frozen=True, slots=True)
+class WantedChannels:
+    """Channels the wallet should open now, before peers are chosen for them."""
+
+    capacities: tuple[int, ...]
+    reason: str  # "need_liquidity" or "spare_funds"
+    fee_rate: int
+
+
+def wanted_channels(
+    snap: WalletSnapshot,
+    plan: LiquidityPlan,
+    settings: Settings,
+    *,
+    open_in_flight: bool,
+) -> WantedChannels | Skip:
+    """What to open now, or why nothing: the checks that need no peers."""
+    wid = snap.wallet_id
+    opening = len(snap.opening_channels)
+    if open_in_flight or opening:
+        return Skip(SECTION, wid, "open_pending", {"opening_channels": opening})
+    if plan.needs_liquidity and plan.topup_due:
+        return Skip(
+            SECTION, wid, "topup_due", {"topup_sat": plan.topup_sat, "needs": ",".join(plan.needs)}
+        )
+    if snap.fee_rate is None:
+        return Skip(SECTION, wid, "fee_rate_unknown", {})
+    if snap.fee_rate > settings.max_onchain_fee_rate:
+        return Skip(
+            SECTION,
+            wid,
+            "fee_rate_above_ceiling",
+            {"fee_rate": snap.fee_rate, "ceiling": settings.max_onchain_fee_rate},
+        )
+    if plan.needs_liquidity:
+        return WantedChannels(plan.planned_capacities, "need_liquidity", snap.fee_rate)
+    size = cf.sats_to_max_channel_size(
+        plan.spare_sat,
+        snap.fee_rate,
+        max_channel=settings.max_channel_size,
+        min_channel=settings.min_channel_size,
+    )
+    if size == 0:
+        return Skip(
+            SECTION,
+            wid,
+            "goal_met",
+            {
+                "inbound_sat": plan.inbound_sat,
+                "target_sat": plan.target_sat,
+                "channels": plan.channels,
+                "target_channels": plan.target_channels,
+                "spare_sat": plan.spare_sat,
+                "min_channel_size": settings.min_channel_size,
+            },
+        )
+    return WantedChannels((size,), "spare_funds", snap.fee_rate)
+
+
+def assign_peers(
+    wallet_id: str, wanted: WantedChannels, candidates: Sequence[Candidate]
+) -> list[Decision]:
+    """One open per wanted channel, to distinct peers best first; a skip for any shortfall."""
+    count = len(wanted.capacities)
+    if not candidates:
+        return [Skip(SECTION, wallet_id, "no_peer_available", {"channels_wanted": count})]
+    decisions: list[Decision] = [
+        OpenChannel(
+            wallet_id, peer.pubkey, peer.connection_string, capacity, wanted.reason, wanted.fee_rate
+        )
+        for peer, capacity in zip(candidates, wanted.capacities, strict=False)
+    ]
+    if len(candidates) < count:
+        decisions.append(
+            Skip(
+                SECTION,
+                wallet_id,
+                "too_few_peers",
+                {"channels_wanted": count, "peers": len(candidates)},
+            )
+        )
+    return decisions
+
+
 def decide_opening(
     snap: WalletSnapshot,
     plan: LiquidityPlan,
@@ -30,72 +114,8 @@ def decide_opening(
     *,
     open_in_flight: bool,
 ) -> list[Decision]:
-    wid = snap.wallet_id
-    opening = len(snap.opening_channels)
-    if open_in_flight or opening:
-        return [Skip(SECTION, wid, "open_pending", {"opening_channels": opening})]
-    if plan.needs_liquidity and plan.topup_due:
-        return [
-            Skip(
-                SECTION,
-                wid,
-                "topup_due",
-                {"topup_sat": plan.topup_sat, "needs": ",".join(plan.needs)},
-            )
-        ]
-    if snap.fee_rate is None:
-        return [Skip(SECTION, wid, "fee_rate_unknown", {})]
-    if snap.fee_rate > settings.max_onchain_fee_rate:
-        return [
-            Skip(
-                SECTION,
-                wid,
-                "fee_rate_above_ceiling",
-                {"fee_rate": snap.fee_rate, "ceiling": settings.max_onchain_fee_rate},
-            )
-        ]
-
-    if plan.needs_liquidity:
-        capacities: list[int] = list(plan.planned_capacities)
-        reason = "need_liquidity"
-    else:
-        size = cf.sats_to_max_channel_size(
-            plan.spare_sat,
-            snap.fee_rate,
-            max_channel=settings.max_channel_size,
-            min_channel=settings.min_channel_size,
-        )
-        if size == 0:
-            return [
-                Skip(
-                    SECTION,
-                    wid,
-                    "goal_met",
-                    {
-                        "inbound_sat": plan.inbound_sat,
-                        "target_sat": plan.target_sat,
-                        "channels": plan.channels,
-                        "target_channels": plan.target_channels,
-                        "spare_sat": plan.spare_sat,
-                        "min_channel_size": settings.min_channel_size,
-                    },
-                )
-            ]
-        capacities, reason = [size], "spare_funds"
-
-    if not candidates:
-        return [Skip(SECTION, wid, "no_peer_available", {"channels_wanted": len(capacities)})]
-    decisions: list[Decision] = [
-        OpenChannel(wid, peer.pubkey, peer.connection_string, capacity, reason, snap.fee_rate)
-        for peer, capacity in zip(candidates, capacities, strict=False)
-    ]
-    if len(candidates) < len(capacities):
-        decisions.append(
-            Skip(
-                SECTION,
-                wid,
-                "too_few_peers",
-                {"channels_wanted": len(capacities), "peers": len(candidates)},
-            )
-        )
-    return decisions
+    """The whole rule, for callers that already have the peers (status, tests)."""
+    wanted = wanted_channels(snap, plan, settings, open_in_flight=open_in_flight)
+    if isinstance(wanted, Skip):
+        return [wanted]
+    return assign_peers(snap.wallet_id, wanted, candidates)

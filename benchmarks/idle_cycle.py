@@ -62,14 +62,7 @@ async def _serve(conn: Connection, wallets: int, latency_ms: int, seed: int) -> 
     configure_logging("WARNING", "json", stream=io.StringIO())
     async with Simulator(seed=seed) as sim:
         info = populate(sim, wallets)
-        calls: Counter[tuple[str, str]] = Counter()
-        pick = sim.faults.pick
-
-        def counting_pick(target: str, key: str) -> Any:
-            calls[(target, _ID.sub("/{id}", key))] += 1
-            return pick(target, key)
-
-        sim.faults.pick = counting_pick  # type: ignore[method-assign]
+        calls = count_calls(sim)
         sim.faults.latency_ms = latency_ms
         conn.send(info)
         loop = asyncio.get_running_loop()
@@ -83,6 +76,19 @@ async def _serve(conn: Connection, wallets: int, latency_ms: int, seed: int) -> 
             else:
                 conn.send(None)
                 return
+
+
+def count_calls(sim: Any) -> Counter[tuple[str, str]]:
+    """Count every request the simulator answers, by target and path (ids folded)."""
+    calls: Counter[tuple[str, str]] = Counter()
+    pick = sim.faults.pick
+
+    def counting_pick(target: str, key: str) -> Any:
+        calls[(target, _ID.sub("/{id}", key))] += 1
+        return pick(target, key)
+
+    sim.faults.pick = counting_pick
+    return calls
 
 
 def populate(sim: Any, wallets: int) -> dict[str, Any]:

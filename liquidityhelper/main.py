@@ -89,6 +89,7 @@ class Daemon:
         self.last_report: CycleReport | None = None
         self._last_skip: dict[tuple[str, str | None, str | None], str] = {}
         self._last_failure: dict[str, str] = {}
+        self._warned_no_cashout = False  # one WARNING per process, then a reason per wallet
         self.on_cycle: list[Callable[[CycleReport, CycleSnapshot], None]] = []
 
     # --- the loop ---------------------------------------------------------------------------
@@ -428,7 +429,7 @@ class Daemon:
 
     async def cashouts(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
         async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
-            if self.settings.cashout_lightning_address is None:
+            if self.settings.cashout_lightning_address is None:  # before any I/O for it
                 self._skip(Skip("cashouts", snap.wallet_id, "no_cashout_address", {}))
                 return 0
             if not await self._settled(snap, backend, "cashouts"):
@@ -440,14 +441,12 @@ class Daemon:
                 snap,
                 self.settings,
                 fee_due=fee_due,
-                backoff_until=self._backoff("cashout", snap.wallet_id),
+                backoff_until=self.backoff_until("cashout", snap.wallet_id),
                 now=self.clock(),
             )
             return await self._pay(snapshot, snap, backend, decisions)
 
-        if self.settings.cashout_lightning_address is None and not getattr(
-            self, "_warned_no_cashout", False
-        ):
+        if self.settings.cashout_lightning_address is None and not self._warned_no_cashout:
             log.warning(
                 "cashouts_off",
                 reason="no_cashout_address",
@@ -470,7 +469,7 @@ class Daemon:
                 self.settings,
                 fee_due=ledger.due_sat,
                 numbers=ledger.numbers,
-                backoff_until=self._backoff("fee_payment", snap.wallet_id),
+                backoff_until=self.backoff_until("fee_payment", snap.wallet_id),
                 now=self.clock(),
             )
             acted = await self._pay(snapshot, snap, backend, decisions)
@@ -500,7 +499,7 @@ class Daemon:
             await self.refresh(snapshot, snap.wallet_id)
         return acted
 
-    def _backoff(self, kind: str, wallet_id: str) -> datetime | None:
+    def backoff_until(self, kind: str, wallet_id: str) -> datetime | None:
         raw = self.journal.get_state(f"backoff:{kind}:{wallet_id}")
         return datetime.fromisoformat(raw) if raw else None
 

@@ -140,7 +140,7 @@ async def _reasons(daemon: Daemon, snap: WalletSnapshot, now: datetime) -> dict[
                 snap,
                 s,
                 fee_due=fee_due,
-                backoff_until=daemon._backoff("cashout", snap.wallet_id),
+                backoff_until=daemon.backoff_until("cashout", snap.wallet_id),
                 now=now,
             )
         )
@@ -154,7 +154,7 @@ async def _reasons(daemon: Daemon, snap: WalletSnapshot, now: datetime) -> dict[
                 s,
                 fee_due=fee_due,
                 numbers=fee_numbers,
-                backoff_until=daemon._backoff("fee_payment", snap.wallet_id),
+                backoff_until=daemon.backoff_until("fee_payment", snap.wallet_id),
                 now=now,
             )
         ),

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.idle_cycle import LISTING_CALLS, populate
+from benchmarks.idle_cycle import LISTING_CALLS, count_calls, populate
 from liquidityhelper.config import load_settings
 from liquidityhelper.main import Daemon
 from liquidityhelper.simulator import Simulator
 from liquidityhelper.wiring import build_runtime
 
 WALLETS = 20
-_ID = re.compile(r"/[0-9A-Z]{26}")
 
 
 async def test_an_idle_cycle_asks_two_calls_per_wallet_and_ranks_no_peer(tmp_path: Path) -> None:
     async with Simulator(seed=2) as sim:
         info = populate(sim, WALLETS)
-        calls: Counter[tuple[str, str]] = Counter()
-        pick = sim.faults.pick
-
-        def counting_pick(target: str, key: str) -> Any:
-            calls[(target, _ID.sub("/{id}", key))] += 1
-            return pick(target, key)
-
-        sim.faults.pick = counting_pick  # type: ignore[method-assign]
+        calls = count_calls(sim)
         settings = load_settings(
             api_url=info["api_url"],
             api_token=info["token"],

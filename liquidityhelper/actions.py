@@ -29,6 +29,9 @@ class OpenChannel:
     capacity_sat: int
     reason: str  # "need_liquidity" or "spare_funds"
     fee_rate: int
+    # Spare on-chain sats left after this plan's opens and reserves; a failed open with a thin
+    # margin is more likely our funds (more inputs than assumed) than the peer's fault.
+    margin_sat: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,17 +84,30 @@ TO_LOCAL_SWEEP_VBYTES = _ceil_div(_TX_OVERHEAD_WU + _TO_LOCAL_INPUT_WU + _P2WPKH
 # counted: a close with HTLCs pending needs more.
 FORCE_CLOSE_VBYTES = COMMITMENT_TX_VBYTES + ANCHOR_CPFP_CHILD_VBYTES + TO_LOCAL_SWEEP_VBYTES
 
-# What the funder (us) can never push out of a channel, besides its reserve and the anchors:
-# Electrum's fee-spike buffer (lnchannel.available_to_spend), i.e. the commitment fee at twice
-# the channel's fee rate with two more HTLC outputs, plus the fee for the new HTLC output itself.
-# Electrum 4.6 sets an anchor channel's fee rate to max(1008-block estimate, 5 sat/vB) plus a
-# 50% buffer: 7.5 sat/vB = 1875 sat/kw when the mempool is quiet. At that rate:
-# 2 * 1875 * (1124 + 2 * 172) / 1000 + 1875 * 172 / 1000 = 5505 + 323 = 5828 sats.
-# A busier mempool raises the channel's rate and this figure with it; treat it as an estimate.
+# Electrum's fee targets (fee_policy.FEE_ETA_TARGETS): it estimates only these block counts.
+# Asking for any other (6, say) gets the hard-coded 150 sat/vB fallback on regtest and no
+# estimate at all on mainnet.
+ELECTRUM_FEE_TARGETS = (1, 2, 5, 10, 25, 144, 1008)
+# The target Electrum sets an anchor channel's commitment feerate from
+# (fee_policy.FEE_LN_MINIMUM_ETA_TARGET).
+ANCHOR_FEE_TARGET_BLOCKS = 1008
+# Stock Electrum refuses incoming channels below this (lnutil.MIN_FUNDING_SAT); Bitcart lowers it
+# only for its own daemon, so the Electrum trampolines we open to keep it. They refuse without
+# a word to the opener: Bitcart's daemon times out after ~20 s and REST says only "Failed to
+# open channel".
+ELECTRUM_PEER_MIN_FUNDING_SAT = 200_000
+# Electrum's floor for any commitment feerate (FEERATE_PER_KW_MIN_RELAY_LIGHTNING), sat/kw.
+FEERATE_PER_KW_MIN_RELAY = 253
+# lnworker.current_target_feerate_per_kw: anchor channels never go below 5 sat/vB.
+ANCHOR_FEERATE_FLOOR_SAT_VB = 5
+
+# What the funder (us) can never push out of a channel, besides its reserve: Electrum's
+# lnchannel.available_to_spend(LOCAL) for the funder keeps the fee-spike buffer (the commitment
+# fee at twice the channel's feerate with two more HTLC outputs), the two anchors and the fee of
+# the new HTLC output. The channel's feerate follows the live estimate: Electrum 4.6 keeps an
+# anchor channel at max(1008-block estimate, 5 sat/vB) plus a 50% buffer (lnpeer
+# maybe_update_fee), so 7.5 sat/vB = 1875 sat/kw on a quiet mempool and 7500 sat/kw at 20 sat/vB.
 ANCHOR_COMMITMENT_FEERATE_PER_KW = 1875
-COMMITMENT_FEE_ALLOWANCE_SAT = _ceil_div(
-    2 * ANCHOR_COMMITMENT_FEERATE_PER_KW * (COMMITMENT_TX_WEIGHT + 2 * HTLC_OUTPUT_WEIGHT), 1000
-) + _ceil_div(ANCHOR_COMMITMENT_FEERATE_PER_KW * HTLC_OUTPUT_WEIGHT, 1000)
 
 
 class MoneyError(ValueError):
@@ -126,6 +139,63 @@ def _effective_feerate(feerate: object) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# What a channel can send (Electrum's arithmetic)
+# ---------------------------------------------------------------------------------------------
+
+
+def anchor_channel_feerate_per_kw(estimate_sat_vb: int | None) -> int:
+    """The commitment feerate (sat/kw) Electrum keeps on an anchor channel it funds.
+
+    ``max(estimate, 5 sat/vB)`` as sat/kw (÷4, at least 253), plus Electrum's 50 % buffer.
+    ``estimate_sat_vb`` is the 1008-block estimate; ``None`` (no estimate) gives the quiet
+    mempool's 1875 sat/kw.
+    """
+    if estimate_sat_vb is None:
+        return ANCHOR_COMMITMENT_FEERATE_PER_KW
+    rate = max(_require_int("estimate_sat_vb", estimate_sat_vb), ANCHOR_FEERATE_FLOOR_SAT_VB)
+    per_kw = max(FEERATE_PER_KW_MIN_RELAY, rate * 1000 // 4)
+    return per_kw + per_kw // 2
+
+
+def commitment_fee_sat(feerate_per_kw: int, num_htlcs: int = 0) -> int:
+    """BOLT 3 fee of an anchor commitment tx with ``num_htlcs`` HTLC outputs, rounded up."""
+    feerate_per_kw = _require_non_negative("feerate_per_kw", feerate_per_kw)
+    num_htlcs = _require_non_negative("num_htlcs", num_htlcs)
+    return _ceil_div(feerate_per_kw * (COMMITMENT_TX_WEIGHT + num_htlcs * HTLC_OUTPUT_WEIGHT), 1000)
+
+
+def funder_unspendable_sat(feerate_per_kw: int = ANCHOR_COMMITMENT_FEERATE_PER_KW) -> int:
+    """What the funder of an idle anchor channel can never send, its reserve aside.
+
+    Fee-spike buffer (commitment fee at ``2 × feerate`` with the new HTLC and one more) + two
+    330-sat anchors + the fee of the new HTLC output at ``feerate``: 25,970 - 2,000 reserve on a
+    200,000-sat channel at 7500 sat/kw, as Electrum's ``available_to_spend`` has it.
+    """
+    feerate_per_kw = _require_non_negative("feerate_per_kw", feerate_per_kw)
+    spike = commitment_fee_sat(2 * feerate_per_kw, 2)
+    htlc_fee = _ceil_div(feerate_per_kw * HTLC_OUTPUT_WEIGHT, 1000)
+    return spike + ANCHOR_OUTPUTS_SAT + htlc_fee
+
+
+# The allowance at the quiet-mempool feerate (kept for callers that know no feerate): 5828 sat.
+COMMITMENT_FEE_ALLOWANCE_SAT = funder_unspendable_sat() - ANCHOR_OUTPUTS_SAT
+
+
+def funder_sendable_sat(
+    local_sat: int, local_reserve_sat: int, feerate_per_kw: int, unsettled_sat: int = 0
+) -> int:
+    """What a channel we funded can send now: Electrum's ``available_to_spend(LOCAL)``.
+
+    ``local - reserve - in-flight HTLCs - funder_unspendable_sat(feerate)``, floored at 0.
+    """
+    local_sat = _require_non_negative("local_sat", local_sat)
+    local_reserve_sat = _require_non_negative("local_reserve_sat", local_reserve_sat)
+    unsettled_sat = _require_non_negative("unsettled_sat", unsettled_sat)
+    left = local_sat - local_reserve_sat - unsettled_sat - funder_unspendable_sat(feerate_per_kw)
+    return max(left, 0)
+
+
+# ---------------------------------------------------------------------------------------------
 # Channel sizing
 # ---------------------------------------------------------------------------------------------
 
@@ -139,21 +209,27 @@ def channel_reserve_sat(capacity: int) -> int:
     return max(_require_non_negative("capacity", capacity) // 100, DUST_LIMIT_SAT)
 
 
-def usable_inbound_for_capacity(capacity: int) -> int:
-    """Inbound liquidity a channel we fund yields once we have pushed out all we can send.
+def usable_inbound_for_capacity(
+    capacity: int,
+    feerate_per_kw: int = ANCHOR_COMMITMENT_FEERATE_PER_KW,
+    held_back: int = 0,
+) -> int:
+    """Inbound liquidity a channel we fund yields once a cashout has pushed out all it can.
 
-    ``capacity - COMMITMENT_FEE_ALLOWANCE_SAT - ANCHOR_OUTPUTS_SAT - 2 * channel_reserve_sat``,
-    floored at 0. As funder we keep our reserve, the anchors and Electrum's fee-spike buffer;
-    the peer must then keep its own reserve out of what we pushed, so that is not receivable
-    either. Not monotonic: at each multiple of 100 sats both reserves grow by 1 sat while the
-    capacity grows by 1, so the result dips by 1 sat there.
+    ``capacity - funder_unspendable_sat(feerate) - 2 * channel_reserve_sat - held_back``,
+    floored at 0. As funder we keep our reserve, the anchors and Electrum's fee-spike buffer at
+    the channel's feerate; the cashout keeps ``held_back`` (its routing budget) too; the peer
+    must then keep its own reserve out of what we pushed, so that is not receivable either.
+    Not monotonic in ``capacity``: at each multiple of 100 sats both reserves grow by 1 sat
+    while the capacity grows by 1, so the result dips by 1 sat there.
     """
     capacity = _require_non_negative("capacity", capacity)
-    stuck = COMMITMENT_FEE_ALLOWANCE_SAT + ANCHOR_OUTPUTS_SAT + 2 * channel_reserve_sat(capacity)
+    held_back = _require_non_negative("held_back", held_back)
+    stuck = funder_unspendable_sat(feerate_per_kw) + 2 * channel_reserve_sat(capacity) + held_back
     return max(capacity - stuck, 0)
 
 
-def _least_inbound_from(capacity: int) -> int:
+def _least_inbound_from(capacity: int, feerate_per_kw: int, held_back: int) -> int:
     """The least usable inbound of any capacity >= ``capacity``.
 
     Usable inbound rises by 1 per sat except onto a multiple of 100 (where it drops by 1), and
@@ -161,28 +237,36 @@ def _least_inbound_from(capacity: int) -> int:
     ``capacity`` itself or at the next multiple of 100.
     """
     next_hundred = (capacity // 100 + 1) * 100
-    return min(usable_inbound_for_capacity(capacity), usable_inbound_for_capacity(next_hundred))
+    return min(
+        usable_inbound_for_capacity(capacity, feerate_per_kw, held_back),
+        usable_inbound_for_capacity(next_hundred, feerate_per_kw, held_back),
+    )
 
 
-def liquidity_to_channel_size(liquidity: int) -> int:
+def liquidity_to_channel_size(
+    liquidity: int,
+    feerate_per_kw: int = ANCHOR_COMMITMENT_FEERATE_PER_KW,
+    held_back: int = 0,
+) -> int:
     """The smallest capacity from which every capacity yields at least ``liquidity`` inbound.
 
-    Inverts :func:`usable_inbound_for_capacity` by exponential then binary search (about 50
-    evaluations, never a scan). Because usable inbound dips by 1 sat at multiples of 100, we
-    ask that every larger capacity also suffices (at most 2 sats more than the smallest single
-    fit), so a caller that rounds the size up, e.g. to ``MIN_CHANNEL_SAT``, still gets the
-    liquidity. Non-decreasing in ``liquidity``; ``liquidity <= 0`` gives 0. Not clamped to
-    the channel limits: see :func:`clamp_channel_size`.
+    Inverts :func:`usable_inbound_for_capacity` (same feerate and hold-back) by exponential
+    then binary search (about 50 evaluations, never a scan). Because usable inbound dips by 1
+    sat at multiples of 100, we ask that every larger capacity also suffices (at most 2 sats
+    more than the smallest single fit), so a caller that rounds the size up, e.g. to the
+    minimum channel size, still gets the liquidity. Non-decreasing in ``liquidity``;
+    ``liquidity <= 0`` gives 0. Not clamped to the channel limits: see
+    :func:`clamp_channel_size`.
     """
     liquidity = _require_int("liquidity", liquidity)
     if liquidity <= 0:
         return 0
     too_small, big_enough = 0, 1  # usable inbound of 0 sats is 0 < liquidity
-    while _least_inbound_from(big_enough) < liquidity:
+    while _least_inbound_from(big_enough, feerate_per_kw, held_back) < liquidity:
         too_small, big_enough = big_enough, big_enough * 2
     while big_enough - too_small > 1:
         middle = (too_small + big_enough) // 2
-        if _least_inbound_from(middle) >= liquidity:
+        if _least_inbound_from(middle, feerate_per_kw, held_back) >= liquidity:
             big_enough = middle
         else:
             too_small = middle

@@ -24,11 +24,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from liquidityhelper import common_functions as cf
 from liquidityhelper.nodes.settings import NodeSettings
 
 ENV_PREFIX = "LIQUIDITYHELPER_"
 CONFIG_ENV = "LIQUIDITYHELPER_CONFIG"
 MIN_CHANNEL_SAT = 60_000  # Bitcart's daemon refuses smaller fundings
+# Stock Electrum peers (the trampolines) refuse incoming channels below 200,000 sats.
+DEFAULT_MIN_CHANNEL_SAT = cf.ELECTRUM_PEER_MIN_FUNDING_SAT
 MAX_CHANNEL_SAT = 16_777_215  # 2**24 - 1: Electrum without large-channel support
 
 _config_file: ContextVar[Path | None] = ContextVar("liquidityhelper_config_file", default=None)
@@ -87,10 +90,11 @@ class Settings(BaseSettings):
     )
     min_channel_count: int = Field(2, ge=0, le=50, description="live channels wanted per wallet.")
     min_channel_size: int = Field(
-        MIN_CHANNEL_SAT,
+        DEFAULT_MIN_CHANNEL_SAT,
         ge=MIN_CHANNEL_SAT,
         le=MAX_CHANNEL_SAT,
-        description="sats: smallest channel capacity to open (Bitcart's floor is 60000).",
+        description="sats: smallest channel capacity to open. Electrum peers (trampolines) "
+        "refuse channels below 200000; Bitcart's own floor is 60000.",
     )
     max_channel_size: int = Field(
         5_000_000,
@@ -102,7 +106,9 @@ class Settings(BaseSettings):
         30, ge=1, description="sat/vB: no channel is opened while the fee estimate is above this."
     )
     fee_rate_target_blocks: int = Field(
-        6, ge=1, le=144, description="blocks: confirmation target for on-chain fee estimates."
+        2,
+        description="blocks: confirmation target for on-chain fee estimates; one Electrum "
+        "estimates: 1, 2, 5, 10, 25, 144 or 1008.",
     )
     onchain_extra_reserve: int = Field(
         0, ge=0, description="sats: on-chain amount kept aside on top of the close reserves."
@@ -155,12 +161,24 @@ class Settings(BaseSettings):
     max_routing_fee_ppm: int = Field(
         5_000, ge=0, le=1_000_000, description="ppm: routing fee cap relative to the amount."
     )
+    routing_fee_floor_msat: int = Field(
+        5_000,
+        ge=0,
+        description="msat: least routing fee a payment must be allowed (real trampoline routes "
+        "cost 1000-3125 msat); a smaller payment waits until it is big enough.",
+    )
     payment_timeout_seconds: int = Field(
         180, ge=10, description="seconds: wait for one Lightning payment before reconciling."
     )
 
     # --- Running ---------------------------------------------------------------------------
     poll_interval_seconds: int = Field(300, ge=1, description="seconds: sleep between cycles.")
+    peer_offline_grace_seconds: int = Field(
+        900,
+        ge=0,
+        description="seconds: an open channel whose peer is offline still counts toward the goal "
+        "this long (a peer or daemon restart is not a reason to open or ask for a top-up).",
+    )
     max_concurrency: int = Field(
         16,
         ge=1,
@@ -216,6 +234,17 @@ class Settings(BaseSettings):
             raise ValueError("expected host:port, e.g. 127.0.0.1:9100 (port 0: any free port)")
         return v
 
+    @field_validator("fee_rate_target_blocks")
+    @classmethod
+    def _electrum_target(cls, v: int) -> int:
+        if v not in cf.ELECTRUM_FEE_TARGETS:
+            targets = ", ".join(str(t) for t in cf.ELECTRUM_FEE_TARGETS)
+            raise ValueError(
+                f"Electrum estimates only {targets} blocks (any other target gets its "
+                "150 sat/vB fallback or no estimate)"
+            )
+        return v
+
     @field_validator("fee_rate", mode="before")
     @classmethod
     def _no_float_fee(cls, v: Any) -> Any:
@@ -243,6 +272,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"min_channel_size ({self.min_channel_size}) must not exceed "
                 f"max_channel_size ({self.max_channel_size})"
+            )
+        best = cf.usable_inbound_for_capacity(
+            self.max_channel_size, held_back=self.max_routing_fee_sat
+        )
+        if self.min_inbound_liquidity_per_channel > best:
+            raise ValueError(
+                f"min_inbound_liquidity_per_channel ({self.min_inbound_liquidity_per_channel}) "
+                f"cannot be reached: a channel of max_channel_size ({self.max_channel_size}) "
+                f"yields at most {best} sats of inbound"
             )
         if self.fee_rate > 0 and self.fee_start_date is None:
             raise ValueError("fee_start_date is required when fee_rate > 0 (e.g. 2026-01-01)")

@@ -45,7 +45,8 @@ SEED = 3  # a network whose trampolines route the demo's cashouts within the fee
 STORE_NAME = "Demo coffee shop"
 WALLET_NAME = "liquidityhelper"
 FEE_RATE = Decimal("0.01")  # the operator's 1 %
-CUSTOMER_PAYMENTS_SAT = (12_500, 8_000, 21_000)
+# Their 1 % (1,280 sat) is a fee payment big enough for a real route's fee under the caps.
+CUSTOMER_PAYMENTS_SAT = (42_000, 25_000, 61_000)
 POLL = timedelta(minutes=5)  # simulated time between two cycles
 BLOCK = timedelta(minutes=10)
 MAX_CLOSING_CYCLES = 6
@@ -220,7 +221,6 @@ def demo_settings(
         "fee_rate": FEE_RATE,
         "fee_lightning_address": operator,
         "fee_start_date": start - timedelta(days=1),
-        "min_fee_payment_sat": 100,
         "poll_interval_seconds": int(POLL.total_seconds()),
         "max_onchain_fee_rate": 50,
     }

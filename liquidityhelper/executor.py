@@ -27,6 +27,7 @@ from liquidityhelper.snapshot import WalletSnapshot
 from liquidityhelper.wallet.base import (
     ChannelState,
     FeeBudget,
+    InsufficientFundsError,
     PaymentStatus,
     TransientError,
     WalletBackend,
@@ -193,6 +194,18 @@ class Executor:
             "fee_rate": action.fee_rate,
             "reason": action.reason,
         }
+        peer_min = self._peer_minimum(action.pubkey)
+        if action.capacity_sat < peer_min:
+            # This peer refused a channel this small before: it would refuse again, silently,
+            # after stalling the cycle ~20 s.
+            log.info(
+                "nothing_to_do",
+                section="channel_opening",
+                reason="channel_below_peer_minimum",
+                peer_min_sat=peer_min,
+                **fields,
+            )
+            return False
         if self.dry_run:
             log.info("dry_run_open_channel", **fields)
             return False
@@ -213,10 +226,15 @@ class Executor:
             return True
         except WalletError as exc:
             self.journal.finish(entry.id, Status.FAILED, now=self.clock(), detail=str(exc)[:500])
+            cause = self._open_failure_cause(action, exc)
+            if cause == "BelowPeerMinimum":
+                self.journal.set_state(
+                    f"peer_min:{action.pubkey}", cf.ELECTRUM_PEER_MIN_FUNDING_SAT, now=self.clock()
+                )
             self.peers.record_open_attempt(
-                action.wallet_id, action.pubkey, False, type(exc).__name__, None, self.clock()
+                action.wallet_id, action.pubkey, False, cause, None, self.clock()
             )
-            log.error("channel_open_failed", error=str(exc), **fields)
+            log.error("channel_open_failed", error=str(exc), cause=cause, **fields)
             return True
         self.journal.finish(entry.id, Status.SUCCEEDED, now=self.clock(), reference=point)
         self.peers.record_open_attempt(
@@ -224,6 +242,28 @@ class Executor:
         )
         log.info("channel_opened", channel_point=point, **fields)
         return True
+
+    def _peer_minimum(self, pubkey: str) -> int:
+        raw = self.journal.get_state(f"peer_min:{pubkey}")
+        return int(raw) if isinstance(raw, int | str) and str(raw).isdigit() else 0
+
+    @staticmethod
+    def _open_failure_cause(action: OpenChannel, exc: WalletError) -> str:
+        """Whose fault a refused open is: the peer's (its error class) or ours.
+
+        Bitcart turns every open error into 400 "Failed to open channel", so the cause is
+        inferred: an Electrum peer refuses channels under 200,000 sats without a word, and a
+        thin funds margin means our wallet likely needed more inputs than planned.
+        """
+        if isinstance(exc, InsufficientFundsError):
+            return "InsufficientFundsError"
+        if action.capacity_sat < cf.ELECTRUM_PEER_MIN_FUNDING_SAT:
+            return "BelowPeerMinimum"
+        if action.margin_sat is not None and action.margin_sat < (
+            cf.FUNDING_TX_VBYTES * max(action.fee_rate, 1)
+        ):
+            return "OurFundsLikely"
+        return type(exc).__name__
 
     async def close_channel(self, backend: WalletBackend, action: CloseChannel) -> bool:
         fields = {

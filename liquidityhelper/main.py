@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import structlog
 
+from liquidityhelper import common_functions as cf
 from liquidityhelper.actions import (
     Decision,
     OpenChannel,
@@ -155,7 +156,9 @@ class Daemon:
         gauges = {}
         for wallet_id, snap in snapshot.wallets.items():
             plan = plan_liquidity(snap, self.settings)
-            gauges[wallet_id] = WalletGauges(plan.inbound_sat, plan.target_sat, plan.topup_sat)
+            gauges[wallet_id] = WalletGauges(
+                plan.inbound_sat, plan.target_sat, plan.topup_sat, snap.inbound_now_sat
+            )
         if snapshot.backend_failures:
             # Keep the last known figures of wallets we could not read this time.
             self.metrics.wallets.update(gauges)
@@ -198,7 +201,7 @@ class Daemon:
         snap.stores.extend(rows)
         if not managed:
             return
-        mode, fee_rate = await self._daemon_facts(backend, next(iter(managed)))
+        mode, fee_rate, anchor_fee_rate = await self._daemon_facts(backend, next(iter(managed)))
         trampolines = self.peers.trampolines()
         items = list(managed.values())
 
@@ -212,14 +215,19 @@ class Daemon:
                 fee_rate=fee_rate,
                 mode=mode,
                 trampolines=trampolines,
+                anchor_fee_rate=anchor_fee_rate,
             )
 
         results = await bounded_gather(items, one, self.settings.max_concurrency)
         for (wallet, _), result in zip(items, results, strict=True):
             if isinstance(result, WalletSnapshot):
-                snap.wallets[wallet.id] = result
+                now = self.clock()
                 if self.record_observations:
-                    self.peers.observe(wallet.id, result.channels, self.clock())
+                    self.peers.observe(wallet.id, result.channels, now)
+                recently_live = self.peers.recently_live(
+                    wallet.id, result.channels, now, self.settings.peer_offline_grace_seconds
+                )
+                snap.wallets[wallet.id] = result.with_updates(recently_live=recently_live)
             else:
                 if isinstance(result, BaseException):
                     self.metrics.error(result)
@@ -238,9 +246,13 @@ class Daemon:
 
     async def _daemon_facts(
         self, backend: WalletBackend, wallet_id: str
-    ) -> tuple[LightningMode, int | None]:
-        """Lightning mode and fee rate are daemon-wide: asked once per backend per cycle."""
-        mode, fee_rate = LightningMode.UNKNOWN, None
+    ) -> tuple[LightningMode, int | None, int | None]:
+        """Lightning mode and fee rates are daemon-wide: asked once per backend per cycle.
+
+        Two estimates: the open's (``fee_rate_target_blocks``) and the 1008-block one that
+        Electrum sets our channels' commitment feerate from (what a channel can send).
+        """
+        mode, fee_rate, anchor_fee_rate = LightningMode.UNKNOWN, None, None
         try:
             mode = await backend.lightning_mode(wallet_id)
         except WalletError as exc:
@@ -249,7 +261,12 @@ class Daemon:
             fee_rate = await backend.fee_rate(wallet_id, self.settings.fee_rate_target_blocks)
         except WalletError as exc:
             log.warning("fee_rate_unknown", error=str(exc))
-        return mode, fee_rate
+        if fee_rate is not None:
+            try:
+                anchor_fee_rate = await backend.fee_rate(wallet_id, cf.ANCHOR_FEE_TARGET_BLOCKS)
+            except WalletError as exc:
+                log.debug("anchor_fee_rate_unknown", error=str(exc))
+        return mode, fee_rate, anchor_fee_rate
 
     async def refresh(self, snapshot: CycleSnapshot, wallet_id: str) -> None:
         """Re-read one wallet after an action on it, so the next section sees the truth."""
@@ -410,7 +427,7 @@ class Daemon:
     async def topups(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
         async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
             plan = plan_liquidity(snap, self.settings)
-            for decision in decide_topup(snap, plan):
+            for decision in decide_topup(snap, plan, self.settings):
                 if isinstance(decision, Skip):
                     self._skip(decision)
                 elif isinstance(decision, ShowTopup):

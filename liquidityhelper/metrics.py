@@ -9,14 +9,20 @@ from datetime import datetime
 
 @dataclass
 class WalletGauges:
-    inbound_sat: int
+    inbound_sat: int  # after the next cashouts
     target_sat: int
     topup_sat: int
+    inbound_now_sat: int = 0  # what live peers can send now
 
 
 # (metric suffix, WalletGauges attribute, help text) of the per-wallet gauges.
 WALLET_GAUGES = (
-    ("inbound_sats", "inbound_sat", "Inbound liquidity of a managed wallet."),
+    (
+        "inbound_sats",
+        "inbound_sat",
+        "Inbound liquidity of a managed wallet once the next cashouts have gone out.",
+    ),
+    ("inbound_now_sats", "inbound_now_sat", "What the live peers of a wallet can send it now."),
     ("inbound_target_sats", "target_sat", "Inbound liquidity wanted per wallet."),
     ("topup_needed_sats", "topup_sat", "Sats the merchant must send; 0 if none."),
 )

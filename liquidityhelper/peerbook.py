@@ -19,7 +19,7 @@ from liquidityhelper.nodes.providers import NodeProvider
 from liquidityhelper.nodes.sources import ensure_package_seed
 from liquidityhelper.nodes.throttle import refresh_nodes
 from liquidityhelper.snapshot import WalletSnapshot
-from liquidityhelper.wallet.base import Channel
+from liquidityhelper.wallet.base import Channel, ChannelState
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +70,25 @@ class NodePeerBook:
 
     def observe(self, wallet_id: str, channels: Sequence[Channel], now: datetime) -> None:
         self.db.record_peer_samples(wallet_id, list(channels), now)
+
+    def recently_live(
+        self, wallet_id: str, channels: Sequence[Channel], now: datetime, grace_seconds: int
+    ) -> frozenset[str]:
+        """OPEN channels whose peer is offline but was seen online within the grace period.
+
+        A channel never recorded (a fresh node database, ``status`` before any cycle) gets the
+        benefit of the doubt: one reading of a restarting peer must not open a channel.
+        """
+        offline = [
+            c.channel_point for c in channels if c.state is ChannelState.OPEN and not c.peer_online
+        ]
+        if not offline:
+            return frozenset()
+        since = self.db.offline_since(wallet_id, offline)
+        now_ts = int(now.timestamp())
+        return frozenset(
+            point for point in offline if now_ts - since.get(point, now_ts) < grace_seconds
+        )
 
     def candidates(
         self,

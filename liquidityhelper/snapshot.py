@@ -3,11 +3,16 @@
 Definitions used everywhere (also in README):
 
 - A channel is *live* when it is OPEN and its peer is online (Electrum peer_state GOOD).
+  For planning (the goal, top-ups, opens) an OPEN channel whose peer went offline less than
+  ``peer_offline_grace_seconds`` ago still *counts*: a peer or daemon restart is a blip, not
+  a reason to open another channel or ask the merchant for money.
 - A channel *can send* when it is live and, in trampoline mode, its peer is a trampoline:
   Electrum sends only through trampolines then, so local balance elsewhere is stuck.
-- *Inbound liquidity* of a wallet = what the peers of live channels can send us (their balance
-  above the reserve they must keep) + the local balance that the next cashout will push out
-  (sendable balance of channels that can send, only when a cashout address is set).
+- *Inbound now* of a wallet = what the peers of counted channels can send us (their balance
+  above the reserve they must keep). *Inbound after the next cashouts* adds what cashouts will
+  push out: per channel that can send, its sendable balance (Electrum's arithmetic: reserve,
+  fee-spike buffer at the channel's feerate, anchors) less the routing budget a cashout keeps,
+  when that reaches ``min_cashout_sat`` and a cashout address is set.
 - Channels still OPENING count toward the plan (as their future inbound), so a top-up never asks
   again for sats already committed to an open.
 """
@@ -46,6 +51,11 @@ class WalletSnapshot:
     fee_rate: int | None  # sat/vB; None when the estimate is unavailable
     mode: LightningMode
     trampolines: frozenset[str] = field(default_factory=frozenset)
+    # The 1008-block estimate (sat/vB) Electrum sets anchor channels' feerate from; None when
+    # unknown (then the open fee rate stands in).
+    anchor_fee_rate: int | None = None
+    # OPEN channels whose peer is offline but was online within the grace period.
+    recently_live: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def wallet_id(self) -> str:
@@ -54,6 +64,22 @@ class WalletSnapshot:
     @property
     def live_channels(self) -> list[Channel]:
         return [c for c in self.channels if c.is_live]
+
+    def counts(self, channel: Channel) -> bool:
+        """Live, or open with its peer offline for less than the grace period."""
+        return channel.is_live or (
+            channel.state is ChannelState.OPEN and channel.channel_point in self.recently_live
+        )
+
+    @property
+    def counted_channels(self) -> list[Channel]:
+        return [c for c in self.channels if self.counts(c)]
+
+    @property
+    def commitment_feerate_per_kw(self) -> int:
+        """Our estimate of the feerate Electrum keeps on our channels (sat/kw)."""
+        estimate = self.anchor_fee_rate if self.anchor_fee_rate is not None else self.fee_rate
+        return cf.anchor_channel_feerate_per_kw(estimate)
 
     @property
     def opening_channels(self) -> list[Channel]:
@@ -77,13 +103,14 @@ class WalletSnapshot:
         return channel.peer_pubkey in self.trampolines
 
     def channel_sendable(self, channel: Channel) -> int:
-        """Sats this channel can really send: above the reserve and the fee allowance."""
+        """Sats this channel can really send, as Electrum's ``available_to_spend`` has it."""
         if not self.can_send(channel):
             return 0
-        # The funder's commitment fee and anchors stay behind; we cannot tell who funded a
-        # channel, so assume we did (the conservative side).
-        allowance = cf.COMMITMENT_FEE_ALLOWANCE_SAT + cf.ANCHOR_OUTPUTS_SAT
-        return max(0, channel.sendable_sat - allowance)
+        # The funder's fee-spike buffer and anchors stay behind; we cannot tell who funded a
+        # channel, so assume we did (the conservative side, and the usual one: we open them).
+        return cf.funder_sendable_sat(
+            channel.local_sat, channel.local_reserve_sat, self.commitment_feerate_per_kw
+        )
 
     @property
     def sendable_sat(self) -> int:
@@ -93,20 +120,48 @@ class WalletSnapshot:
     def max_single_send_sat(self) -> int:
         return max((self.channel_sendable(c) for c in self.channels), default=0)
 
-    def channel_potential_inbound(self, channel: Channel, counting_cashout: bool) -> int:
+    def channel_pushable(self, channel: Channel, held_back: int, min_push: int) -> int:
+        """What a cashout will push out of this channel: sendable less the routing budget it
+        keeps, or 0 when that is below the smallest cashout (it would never be sent)."""
+        pushed = self.channel_sendable(channel) - held_back
+        return pushed if pushed >= max(min_push, 1) else 0
+
+    def channel_potential_inbound(
+        self,
+        channel: Channel,
+        counting_cashout: bool,
+        held_back: int = 0,
+        min_push: int = 0,
+    ) -> int:
+        """Inbound of one channel after the next cashouts (without them when not counting)."""
         if channel.state is ChannelState.OPENING:
-            return cf.usable_inbound_for_capacity(channel.capacity_sat)
-        if not channel.is_live:
+            if not counting_cashout:
+                return 0  # nothing will push its balance out: it will give no inbound
+            return cf.usable_inbound_for_capacity(
+                channel.capacity_sat, self.commitment_feerate_per_kw, held_back
+            )
+        if not self.counts(channel):
             return 0
-        pushed = self.channel_sendable(channel) if counting_cashout else 0
+        pushed = self.channel_pushable(channel, held_back, min_push) if counting_cashout else 0
         return channel.inbound_sat + pushed
 
-    def inbound_sat(self, counting_cashout: bool, include_opening: bool = True) -> int:
+    def inbound_sat(
+        self,
+        counting_cashout: bool,
+        include_opening: bool = True,
+        held_back: int = 0,
+        min_push: int = 0,
+    ) -> int:
         return sum(
-            self.channel_potential_inbound(c, counting_cashout)
+            self.channel_potential_inbound(c, counting_cashout, held_back, min_push)
             for c in self.channels
             if include_opening or c.state is not ChannelState.OPENING
         )
+
+    @property
+    def inbound_now_sat(self) -> int:
+        """What live peers can send us right now."""
+        return sum(c.inbound_sat for c in self.channels if c.is_live)
 
     def with_updates(self, **changes: object) -> WalletSnapshot:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -175,6 +230,7 @@ async def fetch_wallet(
     fee_rate: int | None,
     mode: LightningMode,
     trampolines: frozenset[str],
+    anchor_fee_rate: int | None = None,
 ) -> WalletSnapshot:
     # One after the other: max_concurrency then bounds the requests in flight, and httpx's
     # connection pool costs CPU per pooled connection on every request (BENCHMARKS.md).
@@ -189,4 +245,5 @@ async def fetch_wallet(
         fee_rate=fee_rate,
         mode=mode,
         trampolines=trampolines,
+        anchor_fee_rate=anchor_fee_rate,
     )

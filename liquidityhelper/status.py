@@ -43,10 +43,11 @@ class WalletStatus:
     live_channels: int
     opening_channels: int
     target_channels: int
-    inbound_sat: int
+    inbound_sat: int  # after the next cashouts
     target_inbound_sat: int
     topup_sat: int
     topup_invoice: str | None
+    inbound_now_sat: int  # what live peers can send now
     mode: str
     fee_rate: int | None
     last_cashout: dict[str, Any] | None
@@ -203,6 +204,7 @@ async def _wallet_status(
         opening_channels=len(snap.opening_channels),
         target_channels=s.min_channel_count,
         inbound_sat=plan.inbound_sat,
+        inbound_now_sat=snap.inbound_now_sat,
         target_inbound_sat=plan.target_sat,
         topup_sat=plan.topup_sat if plan.topup_due else 0,
         topup_invoice=invoice,
@@ -259,8 +261,8 @@ def _wallet_rows(st: WalletStatus) -> list[tuple[str, str]]:
         ),
         (
             "inbound",
-            f"{_sat(st.inbound_sat)} of {_sat(st.target_inbound_sat)} wanted"
-            + (" (goal met)" if met else ""),
+            f"{_sat(st.inbound_now_sat)} now, {_sat(st.inbound_sat)} after the next cashouts, "
+            f"of {_sat(st.target_inbound_sat)} wanted" + (" (goal met)" if met else ""),
         ),
         ("top-up", topup),
         ("last cashout", _payment(st.last_cashout)),

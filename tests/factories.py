@@ -15,6 +15,8 @@ _points = count()
 
 
 def settings(**overrides: object) -> Settings:
+    """Defaults, with a cashout address unless a test says ``cashout_lightning_address=None``."""
+    overrides.setdefault("cashout_lightning_address", "merchant@127.0.0.1")
     return load_settings(**overrides)
 
 
@@ -29,7 +31,7 @@ def channel(
 ) -> Channel:
     reserve = cf.channel_reserve_sat(capacity)
     if local is None:
-        local = capacity - remote - cf.COMMITMENT_FEE_ALLOWANCE_SAT - cf.ANCHOR_OUTPUTS_SAT
+        local = capacity - remote - cf.funder_unspendable_sat()
     return Channel(
         channel_point=f"{next(_points):064x}:0",
         state=state,

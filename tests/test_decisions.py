@@ -35,8 +35,8 @@ def test_fresh_wallet_needs_everything_and_a_topup_of_exactly_the_plan() -> None
         "no_channel_big_enough",
     }
     # 100,000 sats over 2 channels: 50,000 each, sized so each yields >= 50,000 inbound.
-    size = cf.liquidity_to_channel_size(50_000)
-    assert plan.planned_capacities == (max(size, 60_000),) * 2
+    size = cf.liquidity_to_channel_size(50_000, cf.anchor_channel_feerate_per_kw(2), 100)
+    assert plan.planned_capacities == (max(size, 200_000),) * 2
     assert plan.topup_sat == cf.plan_cost(plan.planned_capacities, 2)
     decisions = decide_opening(snap, plan, s, PEERS, open_in_flight=False)
     assert decisions == [
@@ -47,7 +47,7 @@ def test_fresh_wallet_needs_everything_and_a_topup_of_exactly_the_plan() -> None
             {"topup_sat": plan.topup_sat, "needs": ",".join(plan.needs)},
         )
     ]
-    topups = decide_topup(snap, plan)
+    topups = decide_topup(snap, plan, s)
     assert topups == [ShowTopup("w1", "store1", plan.topup_sat, True, topups[0].numbers)]
 
 
@@ -82,17 +82,27 @@ def test_short_of_liquidity_but_not_of_channels_plans_one_channel() -> None:
     big = channel(200_000, remote=55_000, local=100_000)
     chans = (big, channel(200_000, remote=20_000, local=100_000, peer=OTHER))
     snap = wallet_snapshot(confirmed=5_000_000, channels=chans, mode=LightningMode.GOSSIP)
-    s = settings()  # no cashout address: local balance will not become inbound
+    s = settings(cashout_lightning_address=None)  # local balance will not become inbound
     plan = plan_liquidity(snap, s)
     assert plan.needs == ("inbound_below_target",)
     assert plan.inbound_sat == 55_000 - 2_000 + 20_000 - 2_000
     assert len(plan.planned_capacities) == 1
-    # 29,000 missing, but no channel is opened for less than 50,000 of inbound (then >= 60k).
-    assert plan.planned_capacities[0] == max(60_000, cf.liquidity_to_channel_size(50_000))
+    # 29,000 missing, but no channel is opened for less than 50,000 of inbound (then >= 200k).
+    size = cf.liquidity_to_channel_size(50_000, cf.anchor_channel_feerate_per_kw(2), 100)
+    assert plan.planned_capacities[0] == max(200_000, size)
+    # ... and without a cashout address nothing would push it out: no open, no top-up.
+    assert decide_opening(snap, plan, s, PEERS, open_in_flight=False)[0].reason == (
+        "no_cashout_address"
+    )
+    assert decide_topup(snap, plan, s)[0].reason == "no_cashout_address"
 
 
 def test_at_exactly_the_targets_nothing_is_needed() -> None:
-    s = settings(min_inbound_liquidity=100_000, min_inbound_liquidity_per_channel=50_000)
+    s = settings(
+        min_inbound_liquidity=100_000,
+        min_inbound_liquidity_per_channel=50_000,
+        cashout_lightning_address=None,  # inbound now only: nothing will be pushed out
+    )
     reserve = cf.channel_reserve_sat(1_000_000)
     chans = (
         channel(1_000_000, remote=50_000 + reserve, local=900_000),
@@ -168,7 +178,7 @@ def test_no_peers_says_so() -> None:
 
 def test_two_stores_one_wallet_one_invoice() -> None:
     snap = wallet_snapshot(stores=("a", "b"))
-    d = decide_topup(snap, plan_liquidity(snap, settings()))
+    d = decide_topup(snap, plan_liquidity(snap, settings()), settings())
     assert [(x.store_id, x.make_invoice) for x in d if isinstance(x, ShowTopup)] == [
         ("a", True),
         ("b", False),
@@ -221,7 +231,9 @@ def test_cashout_through_a_non_trampoline_is_impossible_in_trampoline_mode() -> 
 def test_cashout_off_without_address_and_while_backing_off() -> None:
     snap = wallet_snapshot(channels=_live(500_000))
     assert (
-        decide_cashout(snap, settings(), fee_due=0, backoff_until=None, now=NOW)[0].reason
+        decide_cashout(
+            snap, settings(cashout_lightning_address=None), fee_due=0, backoff_until=None, now=NOW
+        )[0].reason
         == "no_cashout_address"
     )
     s = settings(cashout_lightning_address="m@127.0.0.1")

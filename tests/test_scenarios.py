@@ -53,7 +53,8 @@ async def test_fresh_wallet_to_fee_paid_once(tmp_path: Path) -> None:
         # 1. Fresh wallet: the exact top-up is shown and invoiced in BTC, tagged.
         await sc.cycle()
         fee_rate = 5  # the simulator's estimate
-        plan = [cf.clamp_channel_size(cf.liquidity_to_channel_size(50_000))] * 2
+        size = cf.liquidity_to_channel_size(50_000, cf.anchor_channel_feerate_per_kw(fee_rate), 100)
+        plan = [cf.clamp_channel_size(size, min_channel=200_000)] * 2
         expected_topup = cf.topup_amount(plan, 0, [], fee_rate)
         inv_id = topup_invoice(sc)
         backend: WalletBackend = sc.runtime.backends[0]
@@ -86,10 +87,10 @@ async def test_fresh_wallet_to_fee_paid_once(tmp_path: Path) -> None:
 
         # 4. Customers pay over Lightning; later cycles cash out; the fee is paid once.
         revenue = 0
-        for _ in range(3):
-            cust = sc.sim.create_invoice(sc.store_id, "0.0001", currency="BTC")
+        for _ in range(3):  # 1 % of it is a fee big enough for a real route (1,000 sats)
+            cust = sc.sim.create_invoice(sc.store_id, "0.0005", currency="BTC")
             sc.sim.customer_pay(cust, lightning=True)
-            revenue += 10_000
+            revenue += 50_000
         for _ in range(4):
             await sc.cycle()
         fee_payments = settled_to(sc, operator)

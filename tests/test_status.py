@@ -59,7 +59,9 @@ async def test_fresh_wallet_shows_the_exact_topup(tmp_path: Path) -> None:
             f"{sats:,} sat ({cf.format_btc(sats)} BTC): pay Bitcart invoice {topup_invoice(sc)}"
         )
         assert row(text, "channels") == "0 live of 2 wanted, 0 opening"
-        assert row(text, "inbound") == "0 sat of 100,000 sat wanted"
+        assert row(text, "inbound") == (
+            "0 sat now, 0 sat after the next cashouts, of 100,000 sat wanted"
+        )
         assert row(text, "next open").startswith("topup_due")
         assert text.startswith(f"store Shop 0 ({sc.store_id})\n")
 

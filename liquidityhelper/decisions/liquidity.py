@@ -41,10 +41,12 @@ class LiquidityPlan:
 
 def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
     counting_cashout = settings.cashout_lightning_address is not None
-    inbound = snap.inbound_sat(counting_cashout)
-    channels = len(snap.live_channels) + len(snap.opening_channels)
+    # A cashout keeps its routing budget back and never sends less than min_cashout_sat.
+    held_back, min_push = settings.max_routing_fee_sat, settings.min_cashout_sat
+    inbound = snap.inbound_sat(counting_cashout, held_back=held_back, min_push=min_push)
+    channels = len(snap.counted_channels) + len(snap.opening_channels)
     per_channel_ok = any(
-        snap.channel_potential_inbound(c, counting_cashout)
+        snap.channel_potential_inbound(c, counting_cashout, held_back, min_push)
         >= settings.min_inbound_liquidity_per_channel
         for c in snap.channels
     )
@@ -56,9 +58,10 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
     if not per_channel_ok and settings.min_inbound_liquidity_per_channel > 0:
         needs.append("no_channel_big_enough")
 
-    # Price the plan at the current estimate, or at the ceiling when there is none: a top-up
-    # computed at the ceiling is always enough to open once fees come down.
-    fee_rate = snap.fee_rate if snap.fee_rate is not None else settings.max_onchain_fee_rate
+    # Price the plan at the current estimate, never above the ceiling: no open happens above
+    # it, so a top-up priced there is enough once fees come down. No estimate: the ceiling.
+    ceiling = settings.max_onchain_fee_rate
+    fee_rate = min(snap.fee_rate, ceiling) if snap.fee_rate is not None else ceiling
     # Electrum reports an unconfirmed spend (a channel funding, say) as negative unconfirmed
     # while the coins still count as confirmed: only the sum is really spendable.
     confirmed = snap.balance.confirmed_sat + min(0, snap.balance.unconfirmed_sat)
@@ -74,12 +77,22 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
         target_channels=settings.min_channel_count,
         fee_rate=fee_rate,
         spare_sat=spare,
-        numbers={"spendable_sat": confirmed, "incoming_sat": incoming},
+        numbers={
+            "spendable_sat": confirmed,
+            "incoming_sat": incoming,
+            "inbound_now_sat": snap.inbound_now_sat,
+        },
     )
     if not needs:
         return base
 
-    capacities = planned_capacities(inbound, channels, per_channel_ok, settings)
+    capacities = planned_capacities(
+        inbound,
+        channels,
+        per_channel_ok,
+        settings,
+        feerate_per_kw=snap.commitment_feerate_per_kw,
+    )
     topup = cf.topup_amount(
         capacities, confirmed, existing, fee_rate, settings.onchain_extra_reserve
     )
@@ -89,12 +102,18 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
 
 
 def planned_capacities(
-    inbound: int, channels: int, per_channel_ok: bool, settings: Settings
+    inbound: int,
+    channels: int,
+    per_channel_ok: bool,
+    settings: Settings,
+    *,
+    feerate_per_kw: int = cf.ANCHOR_COMMITMENT_FEERATE_PER_KW,
 ) -> list[int]:
     """Channel capacities that close the gap: the missing liquidity over the missing channels.
 
     Short of liquidity but not of channels still plans one channel (the original divided by
-    zero here). Each channel carries at least ``min_inbound_liquidity_per_channel``.
+    zero here). Each channel carries at least ``min_inbound_liquidity_per_channel`` after a
+    cashout has pushed out all it can at the channel's feerate, keeping its routing budget.
     """
     missing_channels = max(0, settings.min_channel_count - channels)
     count = max(1, missing_channels)
@@ -104,7 +123,11 @@ def planned_capacities(
     parts = cf.distribute_sats_over_channels(missing, count)
     return [
         cf.clamp_channel_size(
-            cf.liquidity_to_channel_size(max(part, settings.min_inbound_liquidity_per_channel)),
+            cf.liquidity_to_channel_size(
+                max(part, settings.min_inbound_liquidity_per_channel),
+                feerate_per_kw,
+                settings.max_routing_fee_sat,
+            ),
             min_channel=settings.min_channel_size,
             max_channel=settings.max_channel_size,
         )

@@ -29,6 +29,7 @@ class WantedChannels:
     capacities: tuple[int, ...]
     reason: str  # "need_liquidity" or "spare_funds"
     fee_rate: int
+    margin_sat: int | None = None  # spare sats left once these opens and reserves are paid
 
 
 def wanted_channels(
@@ -40,6 +41,9 @@ def wanted_channels(
 ) -> WantedChannels | Skip:
     """What to open now, or why nothing: the checks that need no peers."""
     wid = snap.wallet_id
+    if settings.cashout_lightning_address is None:
+        # Nothing would ever push a new channel's balance out: it would give no inbound.
+        return Skip(SECTION, wid, "no_cashout_address", {"setting": "cashout_lightning_address"})
     opening = len(snap.opening_channels)
     if open_in_flight or opening:
         return Skip(SECTION, wid, "open_pending", {"opening_channels": opening})
@@ -57,7 +61,8 @@ def wanted_channels(
             {"fee_rate": snap.fee_rate, "ceiling": settings.max_onchain_fee_rate},
         )
     if plan.needs_liquidity:
-        return WantedChannels(plan.planned_capacities, "need_liquidity", snap.fee_rate)
+        margin = plan.spare_sat - cf.plan_cost(plan.planned_capacities, snap.fee_rate)
+        return WantedChannels(plan.planned_capacities, "need_liquidity", snap.fee_rate, margin)
     size = cf.sats_to_max_channel_size(
         plan.spare_sat,
         snap.fee_rate,
@@ -78,7 +83,8 @@ def wanted_channels(
                 "min_channel_size": settings.min_channel_size,
             },
         )
-    return WantedChannels((size,), "spare_funds", snap.fee_rate)
+    margin = plan.spare_sat - cf.plan_cost([size], snap.fee_rate)
+    return WantedChannels((size,), "spare_funds", snap.fee_rate, margin)
 
 
 def assign_peers(
@@ -90,7 +96,13 @@ def assign_peers(
         return [Skip(SECTION, wallet_id, "no_peer_available", {"channels_wanted": count})]
     decisions: list[Decision] = [
         OpenChannel(
-            wallet_id, peer.pubkey, peer.connection_string, capacity, wanted.reason, wanted.fee_rate
+            wallet_id,
+            peer.pubkey,
+            peer.connection_string,
+            capacity,
+            wanted.reason,
+            wanted.fee_rate,
+            wanted.margin_sat,
         )
         for peer, capacity in zip(candidates, wanted.capacities, strict=False)
     ]

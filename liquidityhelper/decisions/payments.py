@@ -22,6 +22,21 @@ def routing_fee_cap_msat(amount_sat: int, max_fee_sat: int, max_fee_ppm: int) ->
     return min(max_fee_sat * 1000, amount_sat * max_fee_ppm // 1000)
 
 
+def least_amount_for_routing(settings: Settings) -> int:
+    """The smallest payment (sats) whose routing-fee cap reaches ``routing_fee_floor_msat``.
+
+    Below it no real route fits the cap (trampoline fees are 1,000-3,125 msat), so such a
+    payment cannot succeed: it waits until it is bigger instead of failing and backing off.
+    """
+    floor = settings.routing_fee_floor_msat
+    if floor <= 0:
+        return 1
+    if settings.max_routing_fee_sat * 1000 < floor or settings.max_routing_fee_ppm == 0:
+        return 0  # no amount can ever fit: the caps themselves are below the floor
+    # amount * ppm // 1000 >= floor  <=>  amount >= ceil(floor * 1000 / ppm)
+    return -(-floor * 1000 // settings.max_routing_fee_ppm)
+
+
 def fee_due_sat(
     revenue_sat: int,
     fee_rate: Decimal,
@@ -64,9 +79,10 @@ def decide_cashout(
         "routing_budget_sat": budget,
         "min_cashout_sat": settings.min_cashout_sat,
     }
-    if amount < settings.min_cashout_sat:
+    least = max(settings.min_cashout_sat, least_amount_for_routing(settings))
+    if amount < least:
         return [Skip(section, wid, "below_min_cashout", {**numbers, "amount_sat": max(0, amount)})]
-    return [PayLightningAddress("cashout", wid, address, amount, settings.min_cashout_sat, numbers)]
+    return [PayLightningAddress("cashout", wid, address, amount, least, numbers)]
 
 
 def decide_fee_payment(
@@ -90,12 +106,37 @@ def decide_fee_payment(
     }
     if fee_due < settings.min_fee_payment_sat:
         return [Skip(section, wid, "fee_below_min", numbers)]
+    least = least_amount_for_routing(settings)
+    if least == 0:
+        return [
+            Skip(
+                section,
+                wid,
+                "routing_caps_below_floor",
+                {
+                    **numbers,
+                    "max_routing_fee_sat": settings.max_routing_fee_sat,
+                    "max_routing_fee_ppm": settings.max_routing_fee_ppm,
+                    "routing_fee_floor_msat": settings.routing_fee_floor_msat,
+                },
+            )
+        ]
+    if fee_due < least:
+        # Too small for any real route under the caps: let it grow, no back-off.
+        return [
+            Skip(
+                section,
+                wid,
+                "fee_below_routing_floor",
+                {**numbers, "least_payable_sat": least},
+            )
+        ]
     if backoff_until is not None and now < backoff_until:
         return [Skip(section, wid, "backing_off", {"until": backoff_until.isoformat()})]
     total, single = _outbound(snap, settings)
     available = min(single, total) - settings.max_routing_fee_sat
     amount = min(fee_due, available)
-    if amount < settings.min_fee_payment_sat:
+    if amount < max(settings.min_fee_payment_sat, least):
         return [
             Skip(
                 section,
@@ -110,7 +151,7 @@ def decide_fee_payment(
             wid,
             settings.fee_lightning_address,
             amount,
-            settings.min_fee_payment_sat,
+            max(settings.min_fee_payment_sat, least),
             numbers,
         )
     ]

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from liquidityhelper.actions import Decision, ShowTopup, Skip
+from liquidityhelper.config import Settings
 from liquidityhelper.decisions.liquidity import LiquidityPlan
 from liquidityhelper.snapshot import WalletSnapshot
 
 SECTION = "topups"
 
 
-def decide_topup(snap: WalletSnapshot, plan: LiquidityPlan) -> list[Decision]:
+def decide_topup(
+    snap: WalletSnapshot, plan: LiquidityPlan, settings: Settings
+) -> list[Decision]:
     """A ShowTopup for every store of the wallet; the invoice only in the first one.
 
-    Stores sharing a wallet share its shortfall: invoicing each would ask for it twice.
+    Stores sharing a wallet share its shortfall: invoicing each would ask for it twice. No
+    top-up is asked for channels that could never give inbound (no cashout address).
     """
     wid = snap.wallet_id
+    if settings.cashout_lightning_address is None:
+        return [
+            Skip(SECTION, wid, "no_cashout_address", {"setting": "cashout_lightning_address"})
+        ]
     if not plan.needs_liquidity:
         return [
             Skip(

@@ -51,6 +51,8 @@ DB_FILENAME = "known_ln_nodes.db"
 NEUTRAL_OPEN_ERRORS: frozenset[str] = frozenset(
     {
         "InsufficientFundsError",
+        "BelowPeerMinimum",
+        "OurFundsLikely",
         "LightningUnsupportedError",
         "AuthError",
         "NotFoundError",
@@ -738,6 +740,20 @@ class NodeDB:
             )
             conn.execute("DELETE FROM peer_uptime WHERE hour < ?", ((ts - _PRUNE_SECONDS) // 3600,))
         return len(peers)
+
+    def offline_since(self, wallet_id: str, channel_points: Iterable[str]) -> dict[str, int]:
+        """Since when (unix seconds) each channel has not been seen online: its last online
+        sample, else when it was first seen. Channels never recorded are left out."""
+        points = list(channel_points)
+        if not points:
+            return {}
+        marks = ",".join("?" * len(points))
+        rows = self.conn.execute(
+            "SELECT channel_point, COALESCE(last_online_at, first_seen_at) FROM channels"
+            f" WHERE wallet_id = ? AND channel_point IN ({marks})",
+            [wallet_id, *points],
+        ).fetchall()
+        return {row[0]: int(row[1]) for row in rows}
 
     def record_open_attempt(
         self,

@@ -12,12 +12,15 @@ from liquidityhelper.common_functions import (
     ANCHOR_OUTPUTS_SAT,
     COMMITMENT_FEE_ALLOWANCE_SAT,
     DUST_LIMIT_SAT,
+    ELECTRUM_FEE_TARGETS,
+    ELECTRUM_PEER_MIN_FUNDING_SAT,
     FORCE_CLOSE_VBYTES,
     FUNDING_TX_VBYTES,
     MAX_CHANNEL_SAT,
     MAX_MONEY_SAT,
     MIN_CHANNEL_SAT,
     MoneyError,
+    anchor_channel_feerate_per_kw,
     btc_to_sats,
     channel_open_cost,
     channel_reserve_sat,
@@ -25,6 +28,8 @@ from liquidityhelper.common_functions import (
     close_reserves_for_channels,
     distribute_sats_over_channels,
     format_btc,
+    funder_sendable_sat,
+    funder_unspendable_sat,
     liquidity_to_channel_size,
     msat_to_sat_floor,
     onchain_reserves_to_keep_for_channel,
@@ -448,3 +453,52 @@ def test_msat_helpers() -> None:
     assert msat_to_sat_floor(-1_500) == -2
     with pytest.raises(TypeError):
         msat_to_sat_floor(True)
+
+
+# --- What a channel can send, as Electrum computes it ------------------------------------------
+
+
+def test_anchor_feerate_follows_the_1008_block_estimate_with_electrums_buffer() -> None:
+    # Electrum: max(estimate, 5 sat/vB) as sat/kw (÷4), at least 253, then +50 %.
+    assert anchor_channel_feerate_per_kw(20) == 7_500
+    assert anchor_channel_feerate_per_kw(1) == 1_875  # the 5 sat/vB floor
+    assert anchor_channel_feerate_per_kw(None) == 1_875
+    assert anchor_channel_feerate_per_kw(80) == 30_000
+
+
+def test_what_the_real_stack_could_not_send_from_a_200k_channel_at_20_sat_per_vb() -> None:
+    """The real Electrum 4.6 kept ~26,000 sats unspendable on a fresh 200,000-sat channel at a
+    20 sat/vB estimate; the old fixed allowance assumed 8,488 and 17 of 30 cashouts failed."""
+    feerate = anchor_channel_feerate_per_kw(20)
+    # fee-spike buffer: 2 × 7500 sat/kw × (1124 + 2 × 172) wu = 22,020; anchors 660;
+    # the new HTLC output's fee 7500 × 172 / 1000 = 1,290; reserve 1 % = 2,000.
+    assert funder_unspendable_sat(feerate) == 22_020 + 660 + 1_290
+    assert funder_sendable_sat(200_000, 2_000, feerate) == 200_000 - 25_970
+    assert funder_sendable_sat(20_000, 2_000, feerate) == 0
+
+
+def test_allowance_at_a_quiet_mempool_is_the_documented_one() -> None:
+    assert COMMITMENT_FEE_ALLOWANCE_SAT == 5_828
+    assert funder_unspendable_sat() == 5_828 + ANCHOR_OUTPUTS_SAT
+
+
+@given(capacities, st.integers(min_value=253, max_value=100_000), st.integers(0, 10_000))
+def test_sizing_at_a_feerate_keeps_what_the_funder_cannot_send(
+    capacity: int, feerate: int, held_back: int
+) -> None:
+    usable = usable_inbound_for_capacity(capacity, feerate, held_back)
+    pushed = funder_sendable_sat(capacity, channel_reserve_sat(capacity), feerate) - held_back
+    # What a cashout pushes out, less the peer's reserve, is the inbound the channel yields.
+    assert usable == max(0, pushed - channel_reserve_sat(capacity))
+
+
+@given(st.integers(min_value=1, max_value=5_000_000), st.integers(min_value=253, max_value=30_000))
+def test_channel_size_at_a_feerate_gives_the_liquidity(liquidity: int, feerate: int) -> None:
+    size = liquidity_to_channel_size(liquidity, feerate, 100)
+    assert usable_inbound_for_capacity(size, feerate, 100) >= liquidity
+    assert usable_inbound_for_capacity(size + 100, feerate, 100) >= liquidity
+
+
+def test_electrum_fee_targets_and_peer_minimum() -> None:
+    assert ELECTRUM_FEE_TARGETS == (1, 2, 5, 10, 25, 144, 1008)
+    assert ELECTRUM_PEER_MIN_FUNDING_SAT == 200_000

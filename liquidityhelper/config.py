@@ -111,7 +111,15 @@ class Settings(BaseSettings):
         "estimates: 1, 2, 5, 10, 25, 144 or 1008.",
     )
     onchain_extra_reserve: int = Field(
-        0, ge=0, description="sats: on-chain amount kept aside on top of the close reserves."
+        0,
+        ge=0,
+        description="sats: on-chain floor kept aside on top of the close reserves; neither "
+        "opens nor spare-funds channels spend it.",
+    )
+    open_spare_funds: bool = Field(
+        True,
+        description="Once the goal is met, put spare on-chain funds (above the reserves and "
+        "onchain_extra_reserve) into one more channel, as large as they allow.",
     )
 
     # --- Top-ups ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from liquidityhelper.actions import (
 )
 from liquidityhelper.config import Settings
 from liquidityhelper.decisions.liquidity import plan_liquidity
-from liquidityhelper.decisions.opening import assign_peers, wanted_channels
+from liquidityhelper.decisions.opening import Candidate, assign_peers, wanted_channels
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
 from liquidityhelper.executor import Executor
@@ -279,6 +279,17 @@ class Daemon:
 
     # --- helpers ----------------------------------------------------------------------------
 
+    def candidates(self, snap: WalletSnapshot, count: int) -> list[Candidate]:
+        """Peers a new channel of this wallet could go to, best first."""
+        return self.peers.candidates(
+            snap.wallet_id,
+            count,
+            existing={c.peer_pubkey for c in snap.channels if c.peer_pubkey},
+            require_trampoline=snap.mode is not LightningMode.GOSSIP,
+            now=self.clock(),
+            prefer_address=self.settings.cashout_lightning_address,
+        )
+
     def _skip(self, skip: Skip) -> None:
         key = (skip.section, skip.wallet_id, skip.store_id)
         loud = self._last_skip.get(key) != skip.reason
@@ -349,14 +360,7 @@ class Daemon:
                 decisions: list[Decision] = [wanted]
             else:
                 # Ranking reads the node database: only for wallets that want channels.
-                candidates = self.peers.candidates(
-                    snap.wallet_id,
-                    len(wanted.capacities),
-                    existing={c.peer_pubkey for c in snap.channels if c.peer_pubkey},
-                    require_trampoline=snap.mode is not LightningMode.GOSSIP,
-                    now=self.clock(),
-                    prefer_address=self.settings.cashout_lightning_address,
-                )
+                candidates = self.candidates(snap, len(wanted.capacities))
                 decisions = assign_peers(snap.wallet_id, wanted, candidates)
             for decision in decisions:
                 if isinstance(decision, Skip):
@@ -427,7 +431,11 @@ class Daemon:
     async def topups(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
         async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
             plan = plan_liquidity(snap, self.settings)
-            for decision in decide_topup(snap, plan, self.settings):
+            # Only when a top-up is due: ranking reads the node database.
+            peers_available = not plan.topup_due or bool(self.candidates(snap, 1))
+            for decision in decide_topup(
+                snap, plan, self.settings, peers_available=peers_available
+            ):
                 if isinstance(decision, Skip):
                     self._skip(decision)
                 elif isinstance(decision, ShowTopup):

@@ -21,11 +21,12 @@ from liquidityhelper.config import Settings
 from liquidityhelper.decisions.liquidity import plan_liquidity
 from liquidityhelper.decisions.opening import decide_opening
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
+from liquidityhelper.decisions.topup import decide_topup
 from liquidityhelper.journal import Entry, Kind
 from liquidityhelper.main import Daemon, utcnow
 from liquidityhelper.revenue import TOPUP_TAG
 from liquidityhelper.snapshot import CycleSnapshot, WalletSnapshot
-from liquidityhelper.wallet.base import LightningMode, WalletError
+from liquidityhelper.wallet.base import WalletError
 
 WIDTH = 80
 LABEL = 13  # width of the row labels ("last cashout" and one space)
@@ -112,19 +113,14 @@ async def _reasons(daemon: Daemon, snap: WalletSnapshot, now: datetime) -> dict[
             "cashouts": busy,
             "fee_payments": busy,
         }
-    candidates = daemon.peers.candidates(
-        snap.wallet_id,
-        max(1, len(plan.planned_capacities)),
-        existing={c.peer_pubkey for c in snap.channels if c.peer_pubkey},
-        require_trampoline=snap.mode is not LightningMode.GOSSIP,
-        now=now,
-        prefer_address=s.cashout_lightning_address,
-    )
+    candidates = daemon.candidates(snap, max(1, len(plan.planned_capacities)))
+    topups = decide_topup(snap, plan, s, peers_available=bool(candidates))
     reasons = {
         "channel_opening": _describe(
             decide_opening(snap, plan, s, candidates, open_in_flight=False)
         ),
-        "topups": _topup_reason(plan.topup_due, plan.topup_sat),
+        "topups": _describe([d for d in topups if isinstance(d, Skip)])
+        or _topup_reason(plan.topup_due, plan.topup_sat),
     }
     fee_due, fee_numbers = 0, {}
     if s.fees_enabled:

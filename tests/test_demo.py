@@ -32,7 +32,7 @@ def test_demo_tells_the_story_and_ends_with_the_status() -> None:
     assert re.search(r"top-up needed: [\d,]+ sat \(0\.\d{8} BTC\)", topups[0])
     opened = [x for x in lines if "channel opened to " in x]
     assert len(opened) == 2
-    assert all(re.search(r"to \S+-sim 60,000 sat$", x) for x in opened)
+    assert all(re.search(r"to \S+-sim 200,000 sat$", x) for x in opened)
     cashouts = [sats(m) for m in re.findall(r"\] cashout ([\d,]+) sat → merchant@", story)]
     assert len(cashouts) >= 2 and all(c > 0 for c in cashouts)
     fees = re.findall(r"\] fee ([\d,]+) sat → fees@", story)
@@ -66,7 +66,7 @@ def test_demo_json_is_one_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     assert doc["problems"] == []
     [topup] = doc["topups"]
     assert topup["sat"] > 0 and topup["invoice"]
-    assert [c["capacity_sat"] for c in doc["channels"]] == [60_000, 60_000]
+    assert [c["capacity_sat"] for c in doc["channels"]] == [200_000, 200_000]
     assert all(c["alias"].endswith("-sim") for c in doc["channels"])
     assert doc["customer_payments_sat"] == list(CUSTOMER_PAYMENTS_SAT)
     assert len(doc["cashouts"]) >= 2

@@ -63,6 +63,18 @@ def wanted_channels(
     if plan.needs_liquidity:
         margin = plan.spare_sat - cf.plan_cost(plan.planned_capacities, snap.fee_rate)
         return WantedChannels(plan.planned_capacities, "need_liquidity", snap.fee_rate, margin)
+    if not settings.open_spare_funds:
+        return Skip(
+            SECTION,
+            wid,
+            "goal_met",
+            {
+                "inbound_sat": plan.inbound_sat,
+                "target_sat": plan.target_sat,
+                "spare_sat": plan.spare_sat,
+                "open_spare_funds": "off",
+            },
+        )
     size = cf.sats_to_max_channel_size(
         plan.spare_sat,
         snap.fee_rate,

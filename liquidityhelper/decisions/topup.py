@@ -11,7 +11,11 @@ SECTION = "topups"
 
 
 def decide_topup(
-    snap: WalletSnapshot, plan: LiquidityPlan, settings: Settings
+    snap: WalletSnapshot,
+    plan: LiquidityPlan,
+    settings: Settings,
+    *,
+    peers_available: bool = True,
 ) -> list[Decision]:
     """A ShowTopup for every store of the wallet; the invoice only in the first one.
 
@@ -42,6 +46,16 @@ def decide_topup(
                     "spare_sat": plan.spare_sat,
                     "incoming_sat": plan.numbers.get("incoming_sat", 0),
                 },
+            )
+        ]
+    if not peers_available:
+        # Sats sent now could never become a channel: say what is missing instead.
+        return [
+            Skip(
+                SECTION,
+                wid,
+                "no_peer_available",
+                {"topup_sat": plan.topup_sat, "how": "run liquidityhelper nodes import"},
             )
         ]
     numbers = {

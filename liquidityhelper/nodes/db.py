@@ -728,6 +728,10 @@ class NodeDB:
                 """,
                 channel_rows,
             )
+            if len(peers) >= 2 and not any(peers.values()):
+                # Every peer offline at once is our outage (our node or Bitcart's daemon down,
+                # a restart), not theirs: it must not cost good peers their uptime.
+                peers = {}
             conn.executemany(
                 """
                 INSERT INTO peer_uptime (wallet_id, pubkey, hour, samples, online)

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     wallet_name: str = Field(
         "liquidityhelper", min_length=1, description="Name of each store's managed wallet."
     )
+    bitcart_admin_url: str | None = Field(
+        None,
+        description="Bitcart's admin/checkout base URL (https://HOST); when set, top-up "
+        "messages carry the invoice's checkout link (URL/i/INVOICE_ID).",
+    )
     create_missing_wallets: bool = Field(
         False, description="Create the managed hot wallet for stores that lack one."
     )
@@ -226,6 +231,7 @@ class Settings(BaseSettings):
         "fee_lightning_address",
         "daemon_url",
         "health_listen",
+        "bitcart_admin_url",
         mode="before",
     )
     @classmethod
@@ -240,6 +246,13 @@ class Settings(BaseSettings):
         host, sep, port = v.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise ValueError("expected host:port, e.g. 127.0.0.1:9100 (port 0: any free port)")
+        return v
+
+    @field_validator("bitcart_admin_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError("expected an http(s) URL, e.g. https://bitcart.example.com")
         return v
 
     @field_validator("fee_rate_target_blocks")

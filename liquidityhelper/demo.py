@@ -156,8 +156,9 @@ class Story:
     def on_event(self, ev: MutableMapping[str, Any]) -> None:
         name = ev.get("event")
         if name == "topup_needed":
-            self.topups.append({"sat": ev["sats"], "btc": ev["btc"], "invoice": ev.get("invoice")})
-            self.say(f"top-up needed: {ev['sats']:,} sat ({ev['btc']} BTC), invoiced in the store")
+            sat = ev["amount_sat"]
+            self.topups.append({"sat": sat, "btc": ev["btc"], "invoice": ev.get("invoice")})
+            self.say(f"top-up needed: {sat:,} sat ({ev['btc']} BTC), invoiced in the store")
         elif name == "channel_opened":
             self.say(f"channel opened to {self.alias(str(ev['peer']))} {ev['sats']:,} sat")
         elif name == "payment_succeeded":

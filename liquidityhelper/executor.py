@@ -11,18 +11,17 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 import structlog
 
 from liquidityhelper import common_functions as cf
 from liquidityhelper import lnurl
-from liquidityhelper.actions import CloseChannel, OpenChannel, PayLightningAddress, ShowTopup, Skip
+from liquidityhelper.actions import CloseChannel, OpenChannel, PayLightningAddress, Skip
 from liquidityhelper.config import Settings
 from liquidityhelper.decisions.payments import routing_fee_cap_msat
 from liquidityhelper.journal import PAYMENT_KINDS, Entry, Journal, Kind, Status
-from liquidityhelper.revenue import TOPUP_TAG
 from liquidityhelper.snapshot import WalletSnapshot
 from liquidityhelper.wallet.base import (
     ChannelState,
@@ -299,97 +298,6 @@ class Executor:
         self.peers.record_close(action.wallet_id, action.channel_point, True, None, self.clock())
         log.info("channel_closed", closing_txid=txid, **fields)
         return True
-
-    # --- top-ups ----------------------------------------------------------------------------
-
-    async def show_topup(self, backend: WalletBackend, action: ShowTopup) -> None:
-        """WARNING with sats, BTC and where to send; at most every reminder interval or on
-        change. The invoice (one per wallet) is reused while pending and unchanged."""
-        now = self.clock()
-        key = f"topup:{action.store_id}"
-        state: dict[str, Any] = self.journal.get_state(key) or {}
-        changed = state.get("amount_sat") != action.amount_sat
-        last = datetime.fromisoformat(state["shown_at"]) if state.get("shown_at") else None
-        interval = timedelta(seconds=self.settings.topup_reminder_interval_seconds)
-        if not changed and last is not None and now - last < interval:
-            log.debug(
-                "topup_reminder_suppressed",
-                store=action.store_id,
-                wallet=action.wallet_id,
-                sats=action.amount_sat,
-            )
-            return
-        invoice_id = None
-        if action.make_invoice and self.settings.create_topup_invoices:
-            invoice_id = await self._topup_invoice(backend, action)
-        log.warning(
-            "topup_needed",
-            store=action.store_id,
-            wallet=action.wallet_id,
-            sats=action.amount_sat,
-            btc=cf.format_btc(action.amount_sat),
-            send_to=(
-                f"Bitcart invoice {invoice_id}"
-                if invoice_id
-                else f"the on-chain address of wallet {action.wallet_id}"
-            ),
-            invoice=invoice_id,
-            dry_run=self.dry_run or None,
-            **action.numbers,
-        )
-        if not self.dry_run:
-            self.journal.set_state(
-                key,
-                {
-                    "amount_sat": action.amount_sat,
-                    "shown_at": now.isoformat(),
-                    "invoice_id": invoice_id,
-                },
-                now=now,
-            )
-
-    async def _topup_invoice(self, backend: WalletBackend, action: ShowTopup) -> str | None:
-        """The store's pending top-up invoice for this wallet and amount, else a new one.
-
-        Looked up in Bitcart rather than remembered, so a crash between creating it and
-        recording it cannot leave the merchant with two invoices for one shortfall.
-        """
-        pending = await backend.list_store_invoices(
-            action.store_id, status="pending", metadata={"liquidityhelper": TOPUP_TAG}
-        )
-        for invoice in pending:
-            meta = invoice.metadata
-            if meta.get("wallet_id") == action.wallet_id and str(meta.get("amount_sat")) == str(
-                action.amount_sat
-            ):
-                return invoice.id
-        if self.dry_run:
-            log.info(
-                "dry_run_create_topup_invoice",
-                store=action.store_id,
-                wallet=action.wallet_id,
-                sats=action.amount_sat,
-            )
-            return None
-        invoice = await backend.create_store_invoice(
-            action.store_id,
-            action.amount_sat,
-            metadata={
-                "liquidityhelper": TOPUP_TAG,
-                "wallet_id": action.wallet_id,
-                "amount_sat": str(action.amount_sat),
-            },
-            notes=f"liquidityhelper top-up: {action.amount_sat} sats for Lightning channels",
-            expiration_minutes=self.settings.topup_invoice_expiration_minutes,
-        )
-        log.info(
-            "topup_invoice_created",
-            store=action.store_id,
-            wallet=action.wallet_id,
-            sats=action.amount_sat,
-            invoice=invoice.id,
-        )
-        return invoice.id
 
     # --- payments to lightning addresses ------------------------------------------------------
 

@@ -29,6 +29,9 @@ class Kind(enum.StrEnum):
     CHANNEL_CLOSE = "channel_close"
     CASHOUT = "cashout"
     FEE_PAYMENT = "fee_payment"
+    # Events, recorded once done (never pending, never blocking a wallet):
+    TOPUP_INVOICE = "topup_invoice"  # a top-up invoice created in Bitcart (reference: its id)
+    TOPUP_INVALIDATED = "topup_invalidated"  # one marked invalid, superseded or not needed
 
 
 class Status(enum.StrEnum):
@@ -172,6 +175,31 @@ class Journal:
                     _iso(expires_at) if expires_at else None,
                     detail,
                 ),
+            )
+            entry_id = cur.lastrowid
+        assert entry_id is not None
+        return self.get(entry_id)
+
+    def record_event(
+        self,
+        kind: Kind,
+        wallet_id: str,
+        amount_sat: int,
+        destination: str,
+        *,
+        now: datetime,
+        reference: str | None = None,
+        detail: str = "",
+    ) -> Entry:
+        """Write something already done that moved no money (a top-up invoice, say)."""
+        if kind in PAYMENT_KINDS or kind in (Kind.CHANNEL_OPEN, Kind.CHANNEL_CLOSE):
+            raise ValueError(f"{kind.value} is a money action: use record_intent")
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO actions (kind, wallet_id, amount_sat, destination, status, created_at,"
+                " updated_at, reference, detail) VALUES (?, ?, ?, ?, 'succeeded', ?, ?, ?, ?)",
+                (kind.value, wallet_id, amount_sat, destination, _iso(now), _iso(now), reference,
+                 detail),
             )
             entry_id = cur.lastrowid
         assert entry_id is not None

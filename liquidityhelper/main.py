@@ -43,6 +43,7 @@ from liquidityhelper.snapshot import (
     fetch_wallet,
     managed_wallets_of,
 )
+from liquidityhelper.topups import TopupDesk
 from liquidityhelper.wallet.base import LightningMode, WalletBackend, WalletError, WalletInfo
 
 log = structlog.get_logger(__name__)
@@ -81,6 +82,7 @@ class Daemon:
         self.peers = peers
         self.clock = clock
         self.executor = Executor(settings, journal, http, peers, clock)
+        self.topup_desk = TopupDesk(settings, journal, clock)
         self.fees = FeeLedger(settings, journal)
         self.stopping = False
         self.record_observations = True  # status reads without writing
@@ -438,9 +440,11 @@ class Daemon:
             ):
                 if isinstance(decision, Skip):
                     self._skip(decision)
+                    for store_id in snap.store_ids:  # an invoice shown before is void now
+                        await self.topup_desk.retire(backend, snap.wallet_id, store_id)
                 elif isinstance(decision, ShowTopup):
                     try:
-                        await self.executor.show_topup(backend, decision)
+                        await self.topup_desk.show(backend, decision)
                     except Exception as exc:
                         log.error(
                             "topup_failed",

@@ -278,4 +278,4 @@ async def test_topup_reminder_reuses_the_pending_invoice_even_after_a_crash(
     warnings = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
     shown = [w for w in warnings if w["event"] == "topup_needed"]
     assert len(shown) == 3 and {w["invoice"] for w in shown} == {first}
-    assert all(w["level"] == "warning" and w["sats"] > 0 and w["btc"] for w in shown)
+    assert all(w["level"] == "warning" and w["amount_sat"] > 0 and w["btc"] for w in shown)

@@ -229,6 +229,7 @@ class InvoicePayment:
     wallet_id: str
     lightning: bool
     is_used: bool
+    address: str = ""  # the on-chain address (or BOLT11 for a ⚡ method) to pay
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +246,20 @@ class StoreInvoice:
     created: datetime | None = None
     paid_date: datetime | None = None
     checkout_url: str = ""
+    payment_methods: tuple[str, ...] = ()  # wallet ids the invoice can be paid into
+
+    def onchain_address(self, wallet_id: str) -> str:
+        """The on-chain address this invoice offers for ``wallet_id``; "" when none."""
+        for p in self.payments:
+            if p.wallet_id == wallet_id and not p.lightning and p.address:
+                return p.address
+        return ""
+
+    @property
+    def paid_over_lightning(self) -> bool:
+        """Paid, and the method used was a Lightning one."""
+        used = [p for p in self.payments if p.is_used]
+        return bool(used) and all(p.lightning for p in used)
 
     @property
     def received_sat_by_wallet(self) -> dict[str, int]:
@@ -321,8 +336,13 @@ class WalletBackend(Protocol):
         metadata: dict[str, Any],
         notes: str = "",
         expiration_minutes: int = 60 * 24,
+        payment_methods: list[str] | None = None,
     ) -> StoreInvoice:
-        """Create an invoice priced in BTC; BadReplyError if Bitcart echoes another amount."""
+        """Create an invoice priced in BTC, payable only into ``payment_methods`` (wallet ids;
+        None: every wallet of the store); BadReplyError if Bitcart echoes another amount."""
+
+    async def invalidate_invoices(self, invoice_ids: list[str]) -> None:
+        """Mark invoices invalid in Bitcart (the batch ``mark_invalid`` command)."""
 
     async def list_store_invoices(
         self, store_id: str, *, status: str | None = None, metadata: dict[str, str] | None = None

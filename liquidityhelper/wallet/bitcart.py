@@ -420,6 +420,7 @@ class BitcartWallet:
         metadata: dict[str, Any],
         notes: str = "",
         expiration_minutes: int = 60 * 24,
+        payment_methods: list[str] | None = None,
     ) -> StoreInvoice:
         if isinstance(amount_sat, bool) or not isinstance(amount_sat, int) or amount_sat <= 0:
             raise ValueError(f"amount_sat must be a positive int, got {amount_sat!r}")
@@ -434,7 +435,20 @@ class BitcartWallet:
             "metadata": metadata,
             "notes": notes,
         }
+        if payment_methods is not None:
+            # Without it Bitcart offers every wallet of the store, and another wallet's
+            # address may be the default one.
+            body["payment_methods"] = list(payment_methods)
         invoice = parsing.parse_store_invoice(await self._api.create_invoice(body))
+        if payment_methods is not None and invoice.payment_methods and set(
+            invoice.payment_methods
+        ) != set(payment_methods):
+            await self.invalidate_invoices([invoice.id])
+            raise BadReplyError(
+                f"Bitcart created invoice {invoice.id} payable into wallets "
+                f"{list(invoice.payment_methods)} when only {payment_methods} was asked; "
+                "it was marked invalid"
+            )
         if invoice.currency != "BTC" or not parsing.price_equals(invoice.price, price):
             log.error(
                 "invoice_echo_mismatch",
@@ -450,6 +464,14 @@ class BitcartWallet:
             )
         log.info("invoice_created", store_id=store_id, invoice_id=invoice.id, sats=amount_sat)
         return invoice
+
+    async def invalidate_invoices(self, invoice_ids: list[str]) -> None:
+        if not invoice_ids:
+            return
+        answer = await self._api.batch_invoices(invoice_ids, "mark_invalid")
+        if answer is not True:
+            raise BadReplyError(f"Bitcart answered {answer!r} to mark_invalid, not true")
+        log.info("invoices_invalidated", invoice_ids=invoice_ids)
 
     async def list_store_invoices(
         self, store_id: str, *, status: str | None = None, metadata: dict[str, str] | None = None

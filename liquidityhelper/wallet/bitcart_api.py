@@ -339,6 +339,15 @@ class BitcartAPI:
     async def create_invoice(self, body: Mapping[str, Any]) -> Any:
         return await self._request("POST", "/invoices", idempotent=False, json_body=dict(body))
 
+    async def batch_invoices(self, ids: list[str], command: str) -> Any:
+        """``POST /invoices/batch``: one command (``mark_invalid`` …) on many invoices."""
+        return await self._request(
+            "POST",
+            "/invoices/batch",
+            idempotent=True,  # marking invalid twice is the same as once
+            json_body={"ids": list(ids), "command": command},
+        )
+
     async def list_invoices(self, query: str) -> list[Any]:
         """Invoices matching Bitcart's search syntax (``store_id:ID status:paid …``), all pages."""
         return await self.get_all("/invoices", {"query": query})

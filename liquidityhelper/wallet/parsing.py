@@ -576,6 +576,7 @@ def parse_invoice_payment(d: Any) -> InvoicePayment | None:
         wallet_id=str(d.get("wallet_id") or ""),
         lightning=bool(d.get("lightning", False)),
         is_used=bool(d.get("is_used", False)),
+        address=str(d.get("payment_address") or ""),
     )
 
 
@@ -597,6 +598,9 @@ def parse_store_invoice(d: Any) -> StoreInvoice:
         created=parse_datetime(d.get("created")),
         paid_date=parse_datetime(d.get("paid_date")),
         checkout_url=str(d.get("checkout_url") or ""),
+        payment_methods=tuple(
+            str(w) for w in _list(d.get("payment_methods") or [], "invoice payment_methods")
+        ),
     )
 
 

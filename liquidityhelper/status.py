@@ -26,6 +26,7 @@ from liquidityhelper.journal import Entry, Kind
 from liquidityhelper.main import Daemon, utcnow
 from liquidityhelper.revenue import TOPUP_TAG
 from liquidityhelper.snapshot import CycleSnapshot, WalletSnapshot
+from liquidityhelper.topups import LIGHTNING_PAID_NOTE, is_topup_of
 from liquidityhelper.wallet.base import WalletError
 
 WIDTH = 80
@@ -47,7 +48,7 @@ class WalletStatus:
     inbound_sat: int  # after the next cashouts
     target_inbound_sat: int
     topup_sat: int
-    topup_invoice: str | None
+    topup_invoice: dict[str, str] | None  # id, store, address, checkout, note
     inbound_now_sat: int  # what live peers can send now
     mode: str
     fee_rate: int | None
@@ -159,20 +160,31 @@ async def _reasons(daemon: Daemon, snap: WalletSnapshot, now: datetime) -> dict[
     return reasons
 
 
-async def _topup_invoice(daemon: Daemon, snap: WalletSnapshot, sats: int) -> str | None:
-    """The pending top-up invoice the daemon made for this wallet and amount, if any."""
+async def _topup_invoice(daemon: Daemon, snap: WalletSnapshot) -> dict[str, str] | None:
+    """The wallet's live top-up invoice (pending, in any of its stores), with where to pay."""
     backend = daemon.backends[snap.backend_index]
     for store_id in snap.store_ids:
         try:
-            pending = await backend.list_store_invoices(
-                store_id, status="pending", metadata={"liquidityhelper": TOPUP_TAG}
+            invoices = await backend.list_store_invoices(
+                store_id, metadata={"liquidityhelper": TOPUP_TAG}
             )
         except WalletError:
             return None
-        for invoice in pending:
-            meta = invoice.metadata
-            if meta.get("wallet_id") == snap.wallet_id and str(meta.get("amount_sat")) == str(sats):
-                return invoice.id
+        ours = [i for i in invoices if is_topup_of(i, snap.wallet_id)]
+        ln_paid = any(i.status == "complete" and i.paid_over_lightning for i in ours)
+        for invoice in ours:
+            if invoice.status == "pending":
+                return {
+                    "id": invoice.id,
+                    "store": invoice.store_id,
+                    "address": invoice.onchain_address(snap.wallet_id),
+                    "checkout": daemon.topup_desk.checkout_link(invoice.id),
+                    "note": LIGHTNING_PAID_NOTE if ln_paid else "",
+                }
+        if ln_paid:
+            return dict.fromkeys(("id", "store", "address", "checkout"), "") | {
+                "note": LIGHTNING_PAID_NOTE
+            }
     return None
 
 
@@ -187,7 +199,7 @@ async def _wallet_status(
     plan = plan_liquidity(snap, s)
     journal = daemon.journal
     live = snap.live_channels
-    invoice = await _topup_invoice(daemon, snap, plan.topup_sat) if plan.topup_due else None
+    invoice = await _topup_invoice(daemon, snap) if plan.topup_due else None
     return WalletStatus(
         wallet_id=snap.wallet_id,
         wallet_name=snap.wallet.name,
@@ -238,7 +250,19 @@ def _wallet_rows(st: WalletStatus) -> list[tuple[str, str]]:
     topup = "not needed"
     if st.topup_sat:
         topup = f"{_sat(st.topup_sat)} ({cf.format_btc(st.topup_sat)} BTC)"
-        topup += f": pay Bitcart invoice {st.topup_invoice}" if st.topup_invoice else ""
+        inv = st.topup_invoice or {}
+        if inv.get("id"):
+            topup += f": pay Bitcart invoice {inv['id']} on-chain"
+            if inv.get("store") and inv["store"] not in {x["id"] for x in st.stores[:1]}:
+                topup += f" (store {inv['store']})"
+            if inv.get("address"):
+                topup += f" to {inv['address']}"
+            if inv.get("checkout"):
+                topup += f", {inv['checkout']}"
+        else:
+            topup += ", on-chain to the wallet's address"
+        if inv.get("note"):
+            topup += f"; last one {inv['note']}"
     return [
         ("wallet", f"{st.wallet_name} ({st.wallet_id}), {st.mode} mode"),
         (

@@ -55,8 +55,12 @@ async def test_fresh_wallet_shows_the_exact_topup(tmp_path: Path) -> None:
         assert_80_columns(text)
         state = sc.daemon.journal.get_state(f"topup:{sc.store_id}")
         sats = state["amount_sat"]
+        [invoice] = await sc.runtime.backends[0].list_store_invoices(sc.store_id)
+        address = invoice.onchain_address(sc.wallet_id)
+        assert address.startswith("bcrt1")
         assert row(text, "top-up") == (
             f"{sats:,} sat ({cf.format_btc(sats)} BTC): pay Bitcart invoice {topup_invoice(sc)}"
+            f" on-chain to {address}"
         )
         assert row(text, "channels") == "0 live of 2 wanted, 0 opening"
         assert row(text, "inbound") == (

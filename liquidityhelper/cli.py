@@ -68,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp = nodes_sub.add_parser("import", parents=[common], help="import a node list (JSON)")
     imp.add_argument("file", type=Path)
 
+    payees = sub.add_parser(
+        "payees", parents=[common], help="payee nodes pinned per lightning address"
+    )
+    payees_sub = payees.add_subparsers(dest="payees_command", metavar="ACTION")
+    payees_sub.add_parser("list", parents=[common], help="each address and its pinned node")
+    forget = payees_sub.add_parser(
+        "forget", parents=[common], help="drop an address's pin: the next payment verifies afresh"
+    )
+    forget.add_argument("address")
+
     demo = sub.add_parser(
         "demo", parents=[common], help="run the daemon against a simulated Bitcart, sped up"
     )
@@ -130,6 +140,12 @@ def _main(argv: Sequence[str] | None) -> int:
         from liquidityhelper.status import run_status
 
         return run_status(settings, as_json=args.json)
+    if args.command == "payees":
+        from liquidityhelper.payees import run_payees
+
+        if args.payees_command not in ("list", "forget"):
+            parser.parse_args(["payees", "--help"])
+        return run_payees(settings, args.payees_command, getattr(args, "address", None))
     if args.command == "nodes":
         from liquidityhelper.nodes.commands import run_nodes_command
 

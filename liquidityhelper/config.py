@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from liquidityhelper import common_functions as cf
+from liquidityhelper.datadir import default_data_dir
 from liquidityhelper.nodes.settings import NodeSettings
 
 ENV_PREFIX = "LIQUIDITYHELPER_"
@@ -204,8 +205,10 @@ class Settings(BaseSettings):
     )
     single_run: bool = Field(False, description="Run one cycle and exit.")
     data_dir: Path = Field(
-        Path("data"),
-        description="Directory of liquidityhelper.sqlite and known_ln_nodes.db.",
+        default_factory=default_data_dir,
+        description="Directory of liquidityhelper.sqlite and known_ln_nodes.db (back it up). "
+        "Default: systemd's state directory, /data in the image, else "
+        "~/.local/state/liquidityhelper; a relative path is made absolute at start.",
     )
     log_format: Literal["auto", "console", "json"] = Field(
         "auto", description="auto: console on a terminal, JSON lines otherwise."
@@ -247,6 +250,12 @@ class Settings(BaseSettings):
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise ValueError("expected host:port, e.g. 127.0.0.1:9100 (port 0: any free port)")
         return v
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        # Resolved once, at start: `status` run from another folder must find the same journal.
+        return v if str(v) == ":memory:" else v.expanduser().absolute()
 
     @field_validator("bitcart_admin_url")
     @classmethod

@@ -374,9 +374,6 @@ class Executor:
             )
             return "refused"
         amount = amount_msat // 1000
-        if pinned is None:
-            self.journal.set_state(pin_key, invoice.payee_pubkey, now=now)
-        self.peers.learn_payee(action.address, invoice.payee_pubkey, now)
 
         cap_msat = routing_fee_cap_msat(
             amount, self.settings.max_routing_fee_sat, self.settings.max_routing_fee_ppm
@@ -433,6 +430,12 @@ class Executor:
             self.journal.finish(
                 entry.id, Status.SUCCEEDED, now=self.clock(), fee_msat=result.fee_msat
             )
+            # Trust on first use, pinned only once a payment to that node went through: a
+            # failed first payment must not lock the address to a node that never got paid.
+            if pinned is None:
+                self.journal.set_state(pin_key, invoice.payee_pubkey, now=self.clock())
+                log.info("payee_pinned", address=action.address, payee=invoice.payee_pubkey)
+            self.peers.learn_payee(action.address, invoice.payee_pubkey, self.clock())
             log.info(
                 "payment_succeeded", entry=entry.id, sats=amount, fee_msat=result.fee_msat, **fields
             )

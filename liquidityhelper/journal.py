@@ -123,6 +123,18 @@ class Journal:
         with self._conn:
             yield self._conn
 
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        if self._conn.in_transaction:
+            self._conn.commit()
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.rollback()
+            raise
+        self._conn.commit()
+
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         for i, script in enumerate(_MIGRATIONS[version:], start=version):
@@ -152,7 +164,9 @@ class Journal:
         """Write a money action before it is sent. Refuses a second one in flight per wallet."""
         if not isinstance(amount_sat, int) or isinstance(amount_sat, bool):
             raise TypeError(f"amount_sat must be an int of sats, got {type(amount_sat).__name__}")
-        with self._tx() as c:
+        # BEGIN IMMEDIATE takes the write lock before the check, so two processes cannot both
+        # find the wallet idle and both record (and then send) a payment.
+        with self._immediate() as c:
             busy = c.execute(
                 "SELECT id, kind FROM actions WHERE wallet_id = ? AND status = 'pending'",
                 (wallet_id,),
@@ -294,6 +308,16 @@ class Journal:
                 " updated_at = excluded.updated_at",
                 (key, json.dumps(value, sort_keys=True), _iso(now)),
             )
+
+    def states_with_prefix(self, prefix: str) -> dict[str, Any]:
+        rows = self._conn.execute(
+            "SELECT key, value FROM state WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+        ).fetchall()
+        return {str(r["key"]): json.loads(r["value"]) for r in rows}
+
+    def delete_states_with_prefix(self, prefix: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM state WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
 
     def delete_state(self, key: str) -> None:
         with self._tx() as c:

@@ -26,6 +26,7 @@ from liquidityhelper.actions import (
     Skip,
 )
 from liquidityhelper.config import Settings
+from liquidityhelper.datadir import DataDirBusyError, DataDirLock
 from liquidityhelper.decisions.liquidity import plan_liquidity
 from liquidityhelper.decisions.opening import Candidate, assign_peers, wanted_channels
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
@@ -575,4 +576,11 @@ def run_daemon(settings: Settings) -> int:
     if not settings.api_tokens:
         log.critical("no_api_token", how="set LIQUIDITYHELPER_API_TOKEN or api_token")
         return 2
-    return asyncio.run(run(settings))
+    try:
+        with DataDirLock(settings.data_dir):
+            return asyncio.run(run(settings))
+    except DataDirBusyError as exc:
+        log.critical(
+            "data_dir_in_use", data_dir=str(exc.data_dir), holder_pid=exc.pid, how=str(exc)
+        )
+        return 1

@@ -1,0 +1,107 @@
+"""Issue 14: one instance per journal, writes that cannot race, pins that can be reset."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from liquidityhelper import cli
+from liquidityhelper.config import load_settings
+from liquidityhelper.datadir import DataDirBusyError, DataDirLock, default_data_dir
+from liquidityhelper.journal import JOURNAL_FILE, Journal, JournalBusyError, Kind
+from liquidityhelper.payees import pins
+from tests.scenario import scenario
+from tests.test_scenarios import fund_and_open, settled_to
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def test_a_second_instance_refuses_the_same_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LIQUIDITYHELPER_API_TOKEN", "t")
+    monkeypatch.setenv("LIQUIDITYHELPER_API_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("LIQUIDITYHELPER_DATA_DIR", str(tmp_path))
+    with DataDirLock(tmp_path):  # the running daemon
+        assert cli.main(["once", "--log-format", "json"]) == 1
+        err = capsys.readouterr().err
+        assert "data_dir_in_use" in err and str(tmp_path) in err
+        assert f'"holder_pid": "{__import__("os").getpid()}"' in err
+        with pytest.raises(DataDirBusyError):
+            DataDirLock(tmp_path).acquire()
+        # Read-only commands still work beside it.
+        assert cli.main(["payees", "list"]) == 0
+    with DataDirLock(tmp_path):  # released: the next one may start
+        pass
+
+
+def test_recording_an_intent_checks_for_a_pending_one_under_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """Two processes deciding at once: the second must see the first's entry, not race it."""
+    journal = Journal.open(tmp_path)
+    started = threading.Event()
+
+    def the_other_process() -> None:
+        other = sqlite3.connect(tmp_path / JOURNAL_FILE, timeout=30, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute(
+            "INSERT INTO actions (kind, wallet_id, amount_sat, destination, status, created_at,"
+            " updated_at) VALUES ('fee_payment', 'w1', 300, 'op@x', 'pending', ?, ?)",
+            (NOW.isoformat(), NOW.isoformat()),
+        )
+        started.set()
+        time.sleep(0.3)  # decided, not yet committed
+        other.execute("COMMIT")
+        other.close()
+
+    thread = threading.Thread(target=the_other_process)
+    thread.start()
+    assert started.wait(10)
+    with pytest.raises(JournalBusyError):
+        journal.record_intent(Kind.FEE_PAYMENT, "w1", 300, "op@x", now=NOW)
+    thread.join()
+    assert len(journal.entries("w1")) == 1
+    journal.close()
+
+
+def test_data_dir_is_absolute_and_does_not_follow_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LIQUIDITYHELPER_DATA_DIR", raising=False)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().data_dir == tmp_path / "state" / "liquidityhelper"
+    assert default_data_dir({"STATE_DIRECTORY": "/var/lib/lh"}) == Path("/var/lib/lh")
+    assert load_settings(data_dir="rel").data_dir == tmp_path / "rel"
+
+
+async def test_a_failed_first_payment_pins_nothing_and_forget_verifies_afresh(
+    tmp_path: Path,
+) -> None:
+    async with scenario(tmp_path) as sc:
+        await fund_and_open(sc)
+        # The first cashout fails at every amount it steps down to.
+        sc.sim.payment_faults.push(*["fail"] * 8)
+        await sc.cycle()
+        assert settled_to(sc, sc.address) == []
+        assert pins(sc.daemon.journal) == {}, "a failed payment pinned its payee"
+        sc.daemon.journal.delete_state(f"backoff:cashout:{sc.wallet_id}")
+        sc.sim.payment_faults.clear()
+        await sc.cycle()
+        assert len(settled_to(sc, sc.address)) == 1
+        [(address, node)] = pins(sc.daemon.journal).items()
+        assert address == sc.address and len(node) == 66
+
+        from liquidityhelper.payees import run_payees
+
+        settings = sc.settings
+        assert run_payees(settings, "forget", sc.address) == 0
+        assert pins(sc.daemon.journal) == {}
+        assert run_payees(settings, "forget", sc.address) == 1  # nothing left to forget

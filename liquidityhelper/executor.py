@@ -21,7 +21,7 @@ from liquidityhelper import lnurl
 from liquidityhelper.actions import CloseChannel, OpenChannel, PayLightningAddress, Skip
 from liquidityhelper.config import Settings
 from liquidityhelper.decisions.payments import routing_fee_cap_msat
-from liquidityhelper.journal import PAYMENT_KINDS, Entry, Journal, Kind, Status
+from liquidityhelper.journal import PAYMENT_KINDS, Entry, Journal, Kind, Status, payment_label
 from liquidityhelper.snapshot import WalletSnapshot
 from liquidityhelper.wallet.base import (
     ChannelState,
@@ -399,6 +399,26 @@ class Executor:
             payment_hash=invoice.payment_hash,
             expires_at=datetime.fromtimestamp(invoice.expires_at, now.tzinfo),
         )
+        # The wallet's own record of what this payment was: a lost journal can be rebuilt
+        # from it, so a fee is never paid twice. Without it a fee payment is not sent.
+        try:
+            await backend.label_payment(
+                action.wallet_id, invoice.payment_hash, payment_label(action.kind)
+            )
+        except WalletError as exc:
+            if action.kind == Kind.FEE_PAYMENT.value:
+                self.journal.finish(
+                    entry.id, Status.FAILED, now=self.clock(), detail=f"label failed: {exc}"
+                )
+                log.error(
+                    "payment_refused",
+                    reason="payment_label_failed",
+                    error=str(exc),
+                    sats=amount,
+                    **fields,
+                )
+                return "refused"
+            log.warning("payment_label_failed", error=str(exc), **fields)
         log.info(
             "payment_sending",
             sats=amount,

@@ -41,6 +41,13 @@ class Status(enum.StrEnum):
 
 
 PAYMENT_KINDS = (Kind.CASHOUT, Kind.FEE_PAYMENT)
+PAYMENT_LABEL_PREFIX = "liquidityhelper "
+
+
+def payment_label(kind: str) -> str:
+    """The label our payments carry in the wallet itself (``liquidityhelper fee_payment``):
+    the record of fees paid that survives a lost journal."""
+    return PAYMENT_LABEL_PREFIX + kind
 
 
 @dataclass(frozen=True, slots=True)

@@ -494,6 +494,9 @@ class Daemon:
             if not await self._settled(snap, backend, "fee_payments"):
                 return 0
             ledger = await self.fees.fee_due(backend, snap)
+            if ledger.blocked:
+                self._skip(Skip("fee_payments", snap.wallet_id, ledger.blocked, ledger.numbers))
+                return 0
             decisions = decide_fee_payment(
                 snap,
                 self.settings,

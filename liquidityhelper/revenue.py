@@ -12,11 +12,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import structlog
+
 from liquidityhelper.config import Settings
 from liquidityhelper.decisions.payments import fee_due_sat
-from liquidityhelper.journal import Journal, Kind
+from liquidityhelper.journal import Journal, Kind, payment_label
 from liquidityhelper.snapshot import WalletSnapshot
-from liquidityhelper.wallet.base import StoreInvoice, WalletBackend
+from liquidityhelper.wallet.base import (
+    LightningHistoryItem,
+    StoreInvoice,
+    WalletBackend,
+    WalletError,
+)
+
+log = structlog.get_logger(__name__)
 
 PAID_STATUSES = frozenset({"paid", "confirmed", "complete"})
 TOPUP_TAG = "topup"
@@ -46,10 +55,18 @@ def eligible_revenue_sat(
     return total
 
 
+def fees_paid_in_wallet(history: Iterable[LightningHistoryItem]) -> int:
+    """Principal of settled payments the wallet labels as our fee payments."""
+    label = payment_label(Kind.FEE_PAYMENT.value)
+    sent = [-i.amount_msat for i in history if i.label == label and i.amount_msat < 0]
+    return sum(sent) // 1000
+
+
 @dataclass(frozen=True, slots=True)
 class FeeState:
     due_sat: int
     numbers: dict[str, int] = field(default_factory=dict)
+    blocked: str = ""  # a reason no fee may be paid now, even if one looks due
 
 
 class FeeLedger:
@@ -80,9 +97,30 @@ class FeeLedger:
         if self.settings.fees_include_network_fees:
             network = await self._network_fees_sat(backend, snap.wallet_id, since)
         due = fee_due_sat(revenue, self.settings.fee_rate, paid, network)
-        state = FeeState(
-            due, {"revenue_sat": revenue, "fees_paid_sat": paid, "network_fees_sat": network}
-        )
+        numbers = {"revenue_sat": revenue, "fees_paid_sat": paid, "network_fees_sat": network}
+        if due > 0:
+            # The journal may be new or lost: what the wallet itself shows as paid counts too.
+            try:
+                in_wallet = fees_paid_in_wallet(await backend.lightning_history(snap.wallet_id))
+            except WalletError as exc:
+                state = FeeState(0, {**numbers, "fee_due_sat": due}, "fee_history_unreadable")
+                log.warning(
+                    "fee_history_unreadable", wallet=snap.wallet_id, error=str(exc), **numbers
+                )
+                self._cache[snap.wallet_id] = state
+                return state
+            if in_wallet > paid:
+                log.warning(
+                    "fee_ledger_reconciled",
+                    wallet=snap.wallet_id,
+                    journal_sat=paid,
+                    wallet_history_sat=in_wallet,
+                    note="fees the journal lacks were found in the wallet's payment history",
+                )
+                paid = in_wallet
+                numbers["fees_paid_sat"] = paid
+                due = fee_due_sat(revenue, self.settings.fee_rate, paid, network)
+        state = FeeState(due, numbers)
         self._cache[snap.wallet_id] = state
         return state
 

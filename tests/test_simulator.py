@@ -407,23 +407,26 @@ async def test_trampoline_mode_sends_only_through_trampolines(sim: Simulator) ->
     assert sim.received_by_address(address) == 1_000_000
 
 
-async def test_fee_budget_and_restart_forgets_setconfig(sim: Simulator) -> None:
-    _token, wallet_id, _store_id = merchant(sim, funded_sat=2_000_000)
-    await ready_channel(sim, wallet_id)
-    key = sim.wallet_key(wallet_id)
-    address = sim.add_lightning_address("tiny")
-    assert (await rpc(sim, "getconfig", "lightning_payment_fee_max_millionths"))["result"] == 10_000
-    await rpc(sim, "setconfig", "lightning_payment_fee_max_millionths", 0)
-    await rpc(sim, "setconfig", "lightning_payment_fee_cutoff_msat", 0)
-    starved = await rpc(sim, "lnpay", await fetch_invoice(address, 5_000_000), xpub=key)
-    await sim.restart_daemon()
-    restored = await rpc(sim, "getconfig", "lightning_payment_fee_cutoff_msat")
-    paid = await rpc(sim, "lnpay", await fetch_invoice(address, 5_000_000), xpub=key)
-    trampoline = sim.trampolines()[0]
-    budget_fee = trampoline.fee_base_msat + 5_000_000 * trampoline.fee_ppm // 10**6
-    assert budget_fee > 0, "the test needs a trampoline that charges a fee"
+async def test_fee_budget_and_restart_forgets_setconfig() -> None:
+    now = [1_795_000_000.0]
+    async with Simulator(seed=7, clock=lambda: now[0]) as sim:
+        _token, wallet_id, _store_id = merchant(sim, funded_sat=2_000_000)
+        await ready_channel(sim, wallet_id)
+        key = sim.wallet_key(wallet_id)
+        address = sim.add_lightning_address("tiny")
+        max_millionths = await rpc(sim, "getconfig", "lightning_payment_fee_max_millionths")
+        await rpc(sim, "setconfig", "lightning_payment_fee_max_millionths", 0)
+        await rpc(sim, "setconfig", "lightning_payment_fee_cutoff_msat", 0)
+        starved = await rpc(sim, "lnpay", await fetch_invoice(address, 5_000_000), xpub=key)
+        await sim.restart_daemon()
+        restored = await rpc(sim, "getconfig", "lightning_payment_fee_cutoff_msat")
+        reconnecting = await rpc(sim, "lnpay", await fetch_invoice(address, 5_000_000), xpub=key)
+        now[0] += 3  # past the reconnection (2.5 s DISCONNECTED, 0.5 s REESTABLISHING)
+        paid = await rpc(sim, "lnpay", await fetch_invoice(address, 5_000_000), xpub=key)
+    assert max_millionths["result"] == 10_000
     assert starved["result"]["success"] is False
     assert restored["result"] == 10_000
+    assert reconnecting["result"]["success"] is False  # the channel is not back yet
     assert paid["result"]["success"] is True
 
 

@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,41 @@ async def test_a_failed_first_payment_pins_nothing_and_forget_verifies_afresh(
         assert run_payees(settings, "forget", sc.address) == 0
         assert pins(sc.daemon.journal) == {}
         assert run_payees(settings, "forget", sc.address) == 1  # nothing left to forget
+
+
+async def test_a_lost_journal_never_pays_the_operator_fee_twice(tmp_path: Path) -> None:
+    """A container recreated without its volume: the fee ledger is rebuilt from the wallet's
+    own payment history (our payments carry a label there), so nothing is repaid."""
+    async with scenario(
+        tmp_path,
+        fee_rate=Decimal("0.01"),
+        fee_start_date="2020-01-01",
+        fee_lightning_address="operator@127.0.0.1",
+    ) as sc:
+        operator = sc.sim.add_lightning_address("operator")
+        sc.daemon.settings = sc.daemon.executor.settings = sc.daemon.fees.settings = (
+            sc.settings.model_copy(update={"fee_lightning_address": operator})
+        )
+        await fund_and_open(sc)
+        await sc.cycle()
+        invoice = sc.sim.create_invoice(sc.store_id, "0.0015", currency="BTC")
+        sc.sim.customer_pay(invoice, lightning=True)
+        for _ in range(3):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        assert settled_to(sc, operator) == [1_500]
+
+        fresh = Journal.open(tmp_path / "fresh")  # the old journal is gone
+        sc.daemon.journal = sc.daemon.executor.journal = sc.daemon.fees.journal = fresh
+        sc.daemon.topup_desk.journal = fresh
+        for _ in range(3):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        assert settled_to(sc, operator) == [1_500], "a lost journal repaid the fee"
+        # ... and new revenue still owes exactly its own share.
+        invoice = sc.sim.create_invoice(sc.store_id, "0.001", currency="BTC")
+        sc.sim.customer_pay(invoice, lightning=True)
+        for _ in range(3):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        assert settled_to(sc, operator) == [1_500, 1_000]

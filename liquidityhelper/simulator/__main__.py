@@ -30,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--network", default="regtest", choices=["regtest", "testnet", "signet", "mainnet"]
     )
     p.add_argument("--fee-rate", type=int, default=5, help="on-chain estimate in sat/vB")
+    p.add_argument(
+        "--no-fee-estimates",
+        action="store_true",
+        help="no estimate for any target (regtest then reads 150 sat/vB, like a fresh node)",
+    )
     p.add_argument("--block-interval", type=float, default=None, help="mine a block every N s")
     p.add_argument("--rpc-user", default="electrum")
     p.add_argument("--rpc-password", default="electrumz")
@@ -51,7 +56,8 @@ def _demo(sim: Simulator, token: str, stores: int) -> dict[str, object]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    config = SimConfig(network=args.network, fee_rate_sat_vb=args.fee_rate)
+    fee_rate = None if args.no_fee_estimates else args.fee_rate
+    config = SimConfig(network=args.network, fee_rate_sat_vb=fee_rate)
     sim = Simulator(
         args.seed,
         config=config,

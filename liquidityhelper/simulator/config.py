@@ -41,11 +41,14 @@ class ElectrumDefaults:
 class SimConfig:
     network: str = "regtest"
     lightning: bool = True  # BTC_LIGHTNING on daemon and backend
-    fee_rate_sat_vb: int = 5  # on-chain estimate; getfeerate reports 1000x (sat/kvB)
+    # The server's estimate for every confirmation target Electrum asks for (getfeerate and
+    # recommended_fee report 1000x, in sat/kvB). None: no estimate at all, like a fresh
+    # regtest Bitcoin Core; Electrum then reads 150 sat/vB on regtest and None elsewhere.
+    fee_rate_sat_vb: int | None = 5
     start_height: int = 200
     # Electrum asks 3 confirmations as acceptor; peers ask 1..6. Shorter keeps demos quick.
     channel_min_depth: int = 3
-    min_funding_sat: int = 60_000  # Bitcart patches Electrum's 200k down to this
+    min_funding_sat: int = 60_000  # Bitcart patches its own Electrum's 200k down to this
     funding_tx_vbytes: int = 150
     closing_tx_vbytes: int = 170
     sweep_tx_vbytes: int = 110
@@ -64,6 +67,16 @@ class SimConfig:
     electrum: ElectrumDefaults = field(default_factory=ElectrumDefaults)
     # Electrum refuses to open a channel to a non-trampoline in trampoline mode.
     strict_trampoline_open: bool = True
+    # Real seconds an open waits on a peer that never answers before it fails with
+    # TimeoutError (Electrum's LN_P2P_NETWORK_TIMEOUT is 20 s; 0 keeps tests fast).
+    peer_timeout_s: float = 0.0
+    # Model-clock seconds of a reconnection: after a daemon restart channels read
+    # DISCONNECTED this long (about 2.5 s on the real stack), then REESTABLISHING for
+    # ``reestablish_s``. A peer that went away is retried 1 s after it left, then with
+    # Electrum's backoff (8 s, 16 s, ... up to 300 s between attempts).
+    daemon_reconnect_s: float = 2.5
+    peer_retry_first_s: float = 1.0
+    reestablish_s: float = 0.5
     lnurl_invoice_expiry_s: int = 600
     # Electrum 4.6 (as recorded) answers onchain_history with a list; older ones with
     # {"summary", "transactions"}. "summary" serves the older shape.

@@ -107,6 +107,14 @@ class OnchainTx:
 
 
 @dataclass(slots=True)
+class Htlc:
+    """An HTLC in flight on a channel."""
+
+    amount_msat: int
+    offered_by: str  # "local" (we pay) or "remote" (we are paid)
+
+
+@dataclass(slots=True)
 class Channel:
     channel_point: str
     funding_txid: str
@@ -118,7 +126,7 @@ class Channel:
     remote_msat: int
     local_reserve_sat: int  # what we must keep (set by the peer)
     remote_reserve_sat: int  # what the peer must keep (set by us)
-    commit_fee_sat: int  # the funder's commitment fee, fixed at open
+    feerate_per_kw: int  # of the commitment; the initiator pays it and updates it
     initiator: str  # "local" or "remote"
     state: ChanState
     opened_at: float
@@ -127,11 +135,22 @@ class Channel:
     closing_txid: str | None = None
     close_kind: str | None = None  # coop, force_local, force_remote
     close_height: int = 0
+    closing_at: float | None = None  # when it left OPEN for a close (reconnects skip it)
     local_ctn: int = 0
     remote_ctn: int = 0
-    local_unsettled_msat: int = 0
-    remote_unsettled_msat: int = 0
+    htlcs: list[Htlc] = field(default_factory=list)
     kind: str = "CHANNEL"  # or BACKUP
+
+    def offered_msat(self, by: str) -> tuple[int, ...]:
+        return tuple(h.amount_msat for h in self.htlcs if h.offered_by == by)
+
+    @property
+    def local_unsettled_msat(self) -> int:
+        return sum(self.offered_msat("local"))
+
+    @property
+    def remote_unsettled_msat(self) -> int:
+        return sum(self.offered_msat("remote"))
 
 
 @dataclass(slots=True)
@@ -214,6 +233,7 @@ class DaemonWallet:
     outgoing: dict[str, OutgoingPayment] = field(default_factory=dict)
     received: list[ReceivedPayment] = field(default_factory=list)
     peers: dict[str, str] = field(default_factory=dict)  # pubkey -> "host:port"
+    labels: dict[str, str] = field(default_factory=dict)  # Electrum's wallet labels, by key
 
 
 @dataclass(slots=True)
@@ -223,16 +243,28 @@ class NetworkNode:
     host: str
     port: int
     trampoline: bool = False
-    online: bool = True
+    # "electrum": stock Electrum, which drops an open_channel it refuses without a word (the
+    # opener times out); "lnd": answers a refusal with an error message.
+    kind: str = "lnd"
     accepts_channels: bool = True
     min_channel_sat: int = 0
+    max_channel_sat: int | None = None
     refusal: str = "channel rejected"
+    # Forwarding fee; a trampoline takes a payment only when the sender's fee covers it.
     fee_base_msat: int = 1_000
     fee_ppm: int = 1_000
+    # Down from ``down_since`` until ``back_at`` (None: until told); up when both are None.
+    down_since: float | None = None
+    back_at: float | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def is_up(self, now: float) -> bool:
+        if self.down_since is None or now < self.down_since:
+            return True
+        return self.back_at is not None and now >= self.back_at
 
 
 @dataclass(slots=True)
@@ -251,7 +283,7 @@ class PaymentMethod:
     request_id: str
     rhash: str | None = None
     node_id: str | None = None
-    recommended_fee: float = 0.0
+    recommended_fee: Decimal = Decimal(0)  # sat/vB, two decimals
     is_used: bool = False
     confirmations: int = 0
     paid_sat: int = 0

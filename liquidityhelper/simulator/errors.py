@@ -18,6 +18,13 @@ class RpcError(Exception):
         super().__init__(f"{self.code}: {message}")
 
 
+class PeerTimeout(RpcError):
+    """Electrum gave up waiting for the peer: ``-32603 TimeoutError``, about 20 s in."""
+
+    def __init__(self) -> None:
+        super().__init__("TimeoutError")
+
+
 def electrum(exc_path: str, text: str, code: int | None = None) -> RpcError:
     """An Electrum exception as the daemon reports it, e.g. ``electrum.util.NotEnoughFunds``."""
     return RpcError(f"{exc_path}: {text}" if text else exc_path, code)

@@ -60,11 +60,3 @@ def electrum_date(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None).isoformat(" ")[:-3]
-
-
-def fee_tooltip(sat_per_vb: Decimal) -> str:
-    """Electrum's ``"150. sat/vbyte"``."""
-    text = f"{sat_per_vb:f}"
-    if "." not in text:
-        text += "."
-    return f"{text} sat/vbyte"

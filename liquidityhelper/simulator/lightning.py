@@ -1,9 +1,13 @@
 """Lightning payments of the daemon's wallets (Electrum's ``lnpay``) and incoming ones.
 
-A payment needs an OPEN channel whose peer is online and, in trampoline mode (Electrum's
-default), is a trampoline; amount plus the peer's fee must fit in what the channel can
-send and the fee in the daemon's fee budget. Only invoices the simulator issued can be paid
-(it knows their preimage and where the money lands); anything else finds no route.
+A payment needs an OPEN channel whose peer is connected (GOOD) and, in trampoline mode
+(Electrum's default), is a trampoline. In trampoline mode the fee follows Electrum's fee
+levels (:mod:`trampoline`): the first share of the fee budget the trampoline accepts, each
+refused level a TRAMPOLINE_FEE_INSUFFICIENT row in the log. Amount plus fee must fit in
+the channel's ``available_to_spend``; when it does not, Electrum attempts nothing
+(NoPathFound / FeeBudgetExceeded) and lnpay answers success false with the log so far.
+Only invoices the simulator issued can be paid (it knows their preimage and where the
+money lands); anything else finds no route.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import asyncio
 import contextlib
 import hashlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from liquidityhelper.simulator import bolt11util
+from liquidityhelper.simulator import trampoline as tr
 from liquidityhelper.simulator.channels import ChannelOps
 from liquidityhelper.simulator.entities import (
     PR_FAILED,
@@ -25,11 +31,12 @@ from liquidityhelper.simulator.entities import (
     PR_PAID,
     Channel,
     DaemonWallet,
+    Htlc,
     IssuedInvoice,
     OutgoingPayment,
     ReceivedPayment,
 )
-from liquidityhelper.simulator.errors import SimError, electrum
+from liquidityhelper.simulator.errors import PeerTimeout, SimError, electrum
 
 if TYPE_CHECKING:
     from liquidityhelper.simulator.model import SimModel
@@ -70,6 +77,11 @@ class PaymentFaults:
 class _Route:
     channel: Channel
     fee_msat: int
+    hops: int = 1  # edges of the route lnpay's log reports (1 to a trampoline)
+
+
+# One row of lnpay's log: HtlcLog.formatted_tuple() -> (route length, channel, message).
+LogRow = list[str]
 
 
 class LightningOps(ChannelOps):
@@ -81,6 +93,15 @@ class LightningOps(ChannelOps):
         self._held: dict[str, asyncio.Event] = {}
         self._hold_tasks: set[asyncio.Future[dict[str, Any]]] = set()
 
+    async def waiting_out_timeouts(self, call: Callable[[], str]) -> str:
+        """Run a channel call; a peer that never answers fails after ``peer_timeout_s``."""
+        try:
+            return call()
+        except PeerTimeout:
+            if self.m.config.peer_timeout_s > 0:
+                await asyncio.sleep(self.m.config.peer_timeout_s)
+            raise
+
     # -- paying -----------------------------------------------------------------------------
 
     def fee_budget_msat(self, amount_msat: int) -> int:
@@ -91,15 +112,11 @@ class LightningOps(ChannelOps):
         cutoff = min(max(0, int(self.m.electrum["lightning_payment_fee_cutoff_msat"])), 10_000_000)
         return max(amount_msat * millionths // 1_000_000, cutoff)
 
-    def _route(
-        self, dw: DaemonWallet, amount_msat: int, max_fee_msat: int | None = None
-    ) -> _Route | None:
-        budget = max_fee_msat if max_fee_msat else self.fee_budget_msat(amount_msat)
+    def _gossip_route(self, dw: DaemonWallet, amount_msat: int, budget: int) -> _Route | None:
+        """With gossip: any usable channel, paying the peer's fee, within the budget."""
         best: _Route | None = None
         for chan in sorted(dw.channels.values(), key=lambda c: c.channel_point):
             if not self.is_usable(chan):
-                continue
-            if not self.m.use_gossip and not self.is_trampoline(chan.peer_pubkey):
                 continue
             node = self.node(chan.peer_pubkey)
             base = node.fee_base_msat if node else self.m.config.default_fee_base_msat
@@ -108,8 +125,39 @@ class LightningOps(ChannelOps):
             if fee > budget or self.sendable_msat(chan) < amount_msat + fee:
                 continue
             if best is None or self.sendable_msat(chan) > self.sendable_msat(best.channel):
-                best = _Route(chan, fee)
+                best = _Route(chan, fee, hops=2)
         return best
+
+    def _trampoline_channel(self, dw: DaemonWallet, amount_msat: int) -> Channel | None:
+        """The channel to a trampoline that can carry ``amount_msat`` with the most room."""
+        fits = [
+            c
+            for c in dw.channels.values()
+            if self.is_usable(c)
+            and self.is_trampoline(c.peer_pubkey)
+            and self.sendable_msat(c) >= amount_msat
+        ]
+        return max(fits, key=lambda c: (self.sendable_msat(c), c.channel_point), default=None)
+
+    def _trampoline_route(
+        self, dw: DaemonWallet, amount_msat: int, budget: int, rows: list[LogRow]
+    ) -> _Route | None:
+        """Electrum's fee levels until the trampoline accepts; None when Electrum gives up.
+
+        Each refused level adds the row Electrum logs for it (the trampoline is hop 0 of a
+        one-edge route, so the failing channel reads "Destination node")."""
+        for _level, fee in tr.offers(budget):
+            chan = self._trampoline_channel(dw, amount_msat)
+            if chan is None:
+                return None  # NoPathFound: no channel can carry the amount
+            if self.sendable_msat(chan) - amount_msat < fee:
+                return None  # FeeBudgetExceeded: "not enough margin to pay trampoline fee"
+            node = self.node(chan.peer_pubkey)
+            if node is not None and fee < tr.required_fee_msat(node, amount_msat):
+                rows.append(["1", "Destination node", tr.FEE_INSUFFICIENT])
+                continue
+            return _Route(chan, fee)
+        return None  # FeeBudgetExceeded: highest trampoline fee level reached
 
     def _inbound_channel(self, dw: DaemonWallet, amount_msat: int) -> Channel | None:
         usable = [c for c in dw.channels.values() if self.is_usable(c)]
@@ -184,21 +232,27 @@ class LightningOps(ChannelOps):
     async def _attempt(
         self, dw: DaemonWallet, payment: OutgoingPayment, max_fee_msat: int | None
     ) -> dict[str, Any]:
+        self.catch_up()
         issued = self.m.issued.get(payment.payment_hash)
-        route = self._route(dw, payment.amount_msat, max_fee_msat)
-        target = self._target_channel(dw, issued, payment.amount_msat)
-        if route is None or issued is None or issued.settled or target is False:
+        amount = payment.amount_msat
+        target = self._target_channel(dw, issued, amount)
+        if issued is None or issued.settled or target is False:
             return self._fail(payment, [])
+        budget = max_fee_msat if max_fee_msat else self.fee_budget_msat(amount)
+        rows: list[LogRow] = []
+        if self.m.use_gossip:
+            route = self._gossip_route(dw, amount, budget)
+        else:
+            route = self._trampoline_route(dw, amount, budget, rows)
+        if route is None:
+            return self._fail(payment, rows)
         outcome = self._next_outcome()
         if outcome == "fail":
-            scid = route.channel.short_channel_id or ""
-            return self._fail(
-                payment,
-                [[f"{dw.node_id} -> {issued.payee_pubkey}", scid, "TEMPORARY_CHANNEL_FAILURE"]],
-            )
+            rows.append([str(route.hops), "Destination node", "TEMPORARY_CHANNEL_FAILURE"])
+            return self._fail(payment, rows)
         if outcome == "hold":
-            return await self._hold(dw, payment, issued, route)
-        return self._settle(dw, payment, issued, route)
+            return await self._hold(dw, payment, issued, route, rows)
+        return self._settle(dw, payment, issued, route, rows)
 
     def _target_channel(
         self, dw: DaemonWallet, issued: IssuedInvoice | None, amount_msat: int
@@ -212,7 +266,7 @@ class LightningOps(ChannelOps):
         chan = self._inbound_channel(payee, amount_msat)
         return chan if chan is not None else False
 
-    def _fail(self, payment: OutgoingPayment, log_rows: list[list[str]]) -> dict[str, Any]:
+    def _fail(self, payment: OutgoingPayment, log_rows: list[LogRow]) -> dict[str, Any]:
         payment.status = PR_FAILED
         log.info("sim_payment_failed", amount_msat=payment.amount_msat)
         return {
@@ -223,12 +277,17 @@ class LightningOps(ChannelOps):
         }
 
     async def _hold(
-        self, dw: DaemonWallet, payment: OutgoingPayment, issued: IssuedInvoice, route: _Route
+        self,
+        dw: DaemonWallet,
+        payment: OutgoingPayment,
+        issued: IssuedInvoice,
+        route: _Route,
+        rows: list[LogRow],
     ) -> dict[str, Any]:
         """Keep the HTLC in flight, then settle in a task a client disconnect cannot cancel."""
         chan = route.channel
-        locked = payment.amount_msat + route.fee_msat
-        chan.local_unsettled_msat += locked
+        htlc = Htlc(payment.amount_msat + route.fee_msat, "local")
+        chan.htlcs.append(htlc)
         event = asyncio.Event()
         self._held[payment.payment_hash] = event
 
@@ -240,11 +299,12 @@ class LightningOps(ChannelOps):
                     await asyncio.wait_for(event.wait(), self.faults.hold_seconds)
             except TimeoutError:
                 pass
-            chan.local_unsettled_msat -= locked
+            chan.htlcs.remove(htlc)
             self._held.pop(payment.payment_hash, None)
             if self.faults.hold_outcome == "fail" or issued.settled:
-                return self._fail(payment, [])
-            return self._settle(dw, payment, issued, route)
+                rows.append([str(route.hops), "Destination node", "TEMPORARY_CHANNEL_FAILURE"])
+                return self._fail(payment, rows)
+            return self._settle(dw, payment, issued, route, rows)
 
         task = asyncio.ensure_future(finish())
         self._hold_tasks.add(task)
@@ -267,7 +327,12 @@ class LightningOps(ChannelOps):
         return len(events)
 
     def _settle(
-        self, dw: DaemonWallet, payment: OutgoingPayment, issued: IssuedInvoice, route: _Route
+        self,
+        dw: DaemonWallet,
+        payment: OutgoingPayment,
+        issued: IssuedInvoice,
+        route: _Route,
+        rows: list[LogRow],
     ) -> dict[str, Any]:
         total = payment.amount_msat + route.fee_msat
         chan = route.channel
@@ -282,12 +347,15 @@ class LightningOps(ChannelOps):
         payment.channel_point = chan.channel_point
         payment.destination = issued.owner if issued.kind == "lnaddr" else issued.kind
         self._deliver(issued, payment.amount_msat)
+        self.catch_up()
         log.info("sim_payment_settled", amount_msat=payment.amount_msat, fee_msat=route.fee_msat)
+        # Electrum logs the successful HTLC too, with the channel it left by.
+        rows.append([str(route.hops), chan.short_channel_id or "Unknown", "Success"])
         return {
             "payment_hash": payment.payment_hash,
             "success": True,
             "preimage": issued.preimage,
-            "log": [],
+            "log": rows,
         }
 
     def _deliver(self, issued: IssuedInvoice, amount_msat: int) -> None:
@@ -323,6 +391,7 @@ class LightningOps(ChannelOps):
         request = dw.requests.get(payment_hash)
         if request is not None:
             request.status = PR_PAID
+        self.catch_up()
         return chan
 
 

@@ -33,6 +33,7 @@ from liquidityhelper.simulator.entities import (
     Wallet,
 )
 from liquidityhelper.simulator.errors import SimError, electrum
+from liquidityhelper.simulator.fees import FEERATE_FALLBACK_STATIC_FEE, FeeEstimates, fee_for_vbytes
 from liquidityhelper.simulator.network import generate_nodes
 
 log = structlog.get_logger(__name__)
@@ -108,11 +109,13 @@ class SimModel:
         self.clock = clock
         self.height = self.config.start_height
         self.block_times: dict[int, float] = {self.height: clock()}
-        self.fee_rate_sat_vb = self.config.fee_rate_sat_vb
+        self.fee_estimates = FeeEstimates(regtest=self.config.network == "regtest")
+        self.fee_estimates.set_all(self.config.fee_rate_sat_vb)
         # Daemon-wide Electrum config (setconfig); a daemon restart resets it.
         self.electrum: dict[str, Any] = self.config.electrum.as_dict()
         # "up", "down" (unreachable) or "erroring" (answers -32603 to every wallet call).
         self.daemon_state = "up"
+        self.daemon_restarted_at: float | None = None  # its channels reconnect after it
         self.daemon_error = "electrum.network.UntrustedServerReturnedError: server error"
         self.users: dict[str, User] = {}
         self.tokens: dict[str, Token] = {}
@@ -347,6 +350,7 @@ class SimModel:
                 tx.height = self.height
             self.ln.on_block()
             self.shop.on_block()
+        self.ln.catch_up()
         log.debug("sim_mined", blocks=n, height=self.height)
         return self.height
 
@@ -362,14 +366,79 @@ class SimModel:
         pending_spends = sum(t.amount_sat for t in dw.txs if t.height <= 0 and t.amount_sat < 0)
         return max(0, confirmed + pending_spends)
 
+    # -- fee estimates ----------------------------------------------------------------------
+
+    def set_fee_rate(self, sat_per_vb: int | None) -> None:
+        """The server now estimates ``sat_per_vb`` for every target (None: nothing at all)."""
+        self.fee_estimates.set_all(sat_per_vb)
+        self.ln.catch_up()  # Electrum's "fee" event: channels may update their feerate
+
+    def set_fee_estimates(self, sat_per_vb: dict[int, int | None]) -> None:
+        """Change single targets (1008, 144, 25, 10, 5, 2); None drops one."""
+        self.fee_estimates.set_targets(
+            {t: None if r is None else r * 1000 for t, r in sat_per_vb.items()}
+        )
+        self.ln.catch_up()
+
+    @property
+    def fee_rate_sat_vb(self) -> int | None:
+        """The funding estimate (Electrum's policy eta:2) in sat/vB; None when there is none."""
+        rate = self.fee_estimates.funding_rate()
+        return None if rate is None else rate // 1000
+
+    @fee_rate_sat_vb.setter
+    def fee_rate_sat_vb(self, sat_per_vb: int | None) -> None:
+        self.set_fee_rate(sat_per_vb)
+
+    def funding_fee_sat(self, vbytes: int) -> int:
+        """Fee of a wallet transaction: Electrum refuses without an estimate (not on regtest)."""
+        rate = self.fee_estimates.funding_rate()
+        if rate is None:
+            raise electrum(
+                "electrum.util.NoDynamicFeeEstimates", "Dynamic fee estimates not available"
+            )
+        return fee_for_vbytes(rate, vbytes)
+
     def fee_sat(self, vbytes: int) -> int:
-        return self.fee_rate_sat_vb * vbytes
+        """Fee of a close or sweep: Electrum falls back to 150 sat/vB without an estimate."""
+        rate = self.fee_estimates.funding_rate()
+        return fee_for_vbytes(FEERATE_FALLBACK_STATIC_FEE if rate is None else rate, vbytes)
 
     # -- the daemon process -----------------------------------------------------------------
 
     def restart_daemon(self) -> None:
-        """What an Electrum restart forgets: every ``setconfig`` (Bitcart runs forget_config)."""
+        """What an Electrum restart forgets: every ``setconfig`` (Bitcart runs forget_config).
+
+        Its channels come back from disk with no connection: DISCONNECTED for
+        ``daemon_reconnect_s``, then REESTABLISHING, then GOOD (by the model's clock).
+        """
         self.electrum = self.config.electrum.as_dict()
+        self.daemon_restarted_at = self.now()
+        self.ln.catch_up()
+
+    def restart_peer(self, pubkey: str, offline_seconds: float) -> None:
+        """A network node goes away now and is back ``offline_seconds`` later."""
+        node = self._node(pubkey)
+        now = self.now()
+        node.down_since, node.back_at = now, now + offline_seconds
+        self.ln.catch_up()
+
+    def set_node_online(self, pubkey: str, online: bool) -> None:
+        """A network node goes away (until told) or comes back now."""
+        node = self._node(pubkey)
+        now = self.now()
+        if not online:
+            if node.is_up(now):
+                node.down_since, node.back_at = now, None
+        elif not node.is_up(now):
+            node.back_at = now
+        self.ln.catch_up()
+
+    def _node(self, pubkey: str) -> NetworkNode:
+        node = self.nodes.get(pubkey)
+        if node is None:
+            raise SimError(f"no network node {pubkey}")
+        return node
 
     @property
     def use_gossip(self) -> bool:
@@ -399,7 +468,8 @@ class SimModel:
 
         return {
             "height": self.height,
-            "fee_rate_sat_vb": self.fee_rate_sat_vb,
+            "fee_estimates": self.fee_estimates.get_data(),
+            "daemon_restarted_at": self.daemon_restarted_at,
             "electrum_config": dict(self.electrum),
             "daemon_state": self.daemon_state,
             "users": plain(self.users),

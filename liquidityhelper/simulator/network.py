@@ -8,6 +8,15 @@ from typing import Any
 from liquidityhelper.simulator.entities import NetworkNode
 from liquidityhelper.simulator.ids import pubkey_hex, sha256
 
+# Stock Electrum as a peer (lnutil.MIN_FUNDING_SAT, config lightning_max_funding_sat).
+ELECTRUM_MIN_FUNDING_SAT = 200_000
+MAX_FUNDING_SAT = 16_777_215  # Electrum's default and LND's maxchansize without wumbo
+LND_MIN_CHANNEL_SAT = 20_000  # LND's default minchansize
+# What a trampoline asks for forwarding: with Electrum's fee levels a typical payment then
+# pays about 1,000-3,000 msat, as observed against real trampolines.
+TRAMPOLINE_FEE_BASE_MSAT = 1_000
+TRAMPOLINE_FEE_PPM = 100
+
 _ALIASES = [
     "ACINQ-sim",
     "Electrum-trampoline-sim",
@@ -31,8 +40,9 @@ _ALIASES = [
 def generate_nodes(rng: random.Random, n_nodes: int, n_trampolines: int) -> list[NetworkNode]:
     """``n_nodes`` nodes, the first ``n_trampolines`` of them trampolines, all from ``rng``.
 
-    Peers differ the way real ones do: a few ask for bigger channels than Bitcart's 60k
-    minimum, one refuses new channels, fees vary.
+    Trampolines run stock Electrum: they ignore channels under 200k sat (the opener times
+    out) and take a small forwarding fee. The others answer like LND and differ the way
+    real peers do: a few ask for bigger channels, one refuses new channels, fees vary.
     """
     nodes: list[NetworkNode] = []
     for i in range(n_nodes):
@@ -47,7 +57,16 @@ def generate_nodes(rng: random.Random, n_nodes: int, n_trampolines: int) -> list
             fee_base_msat=rng.choice([0, 1_000, 1_000, 2_000]),
             fee_ppm=rng.choice([100, 500, 1_000, 1_000, 2_500]),
         )
-        if i >= n_trampolines:
+        if i < n_trampolines:
+            # Set after the draws above, so a seed still yields the same keys and hosts.
+            node.kind = "electrum"
+            node.min_channel_sat = ELECTRUM_MIN_FUNDING_SAT
+            node.max_channel_sat = MAX_FUNDING_SAT
+            node.fee_base_msat = TRAMPOLINE_FEE_BASE_MSAT
+            node.fee_ppm = TRAMPOLINE_FEE_PPM
+        else:
+            node.min_channel_sat = LND_MIN_CHANNEL_SAT
+            node.max_channel_sat = MAX_FUNDING_SAT
             roll = rng.random()
             if roll < 0.2:
                 node.min_channel_sat = 1_000_000

@@ -378,6 +378,7 @@ class RestApi:
         if dw is None:
             return json_ok([])
         ln = self.m.ln
+        ln.catch_up()
         return json_ok([views.channel_row(c, ln.peer_state(c)) for c in dw.channels.values()])
 
     async def channel_open(self, request: web.Request) -> web.Response:
@@ -395,7 +396,10 @@ class RestApi:
                 raise SimError("daemon unavailable")
             # pydantic makes it a Decimal and the SDK sends Decimals as strings.
             amount = str(Decimal(str(body["amount"])))
-            return json_ok(self.m.ln.open_channel(dw, body["node_id"], amount))
+            point = await self.m.ln.waiting_out_timeouts(
+                lambda: self.m.ln.open_channel(dw, body["node_id"], amount)
+            )
+            return json_ok(point)
         except (RpcError, SimError):
             raise ApiError(400, "Failed to open channel") from None
 
@@ -407,7 +411,11 @@ class RestApi:
         try:
             if dw is None:
                 raise SimError("daemon unavailable")
-            txid = self.m.ln.close_channel(dw, str(body["channel_point"]), bool(body.get("force")))
+            txid = await self.m.ln.waiting_out_timeouts(
+                lambda: self.m.ln.close_channel(
+                    dw, str(body["channel_point"]), bool(body.get("force"))
+                )
+            )
             return json_ok(txid)
         except (RpcError, SimError):
             raise ApiError(400, "Failed to close channel") from None

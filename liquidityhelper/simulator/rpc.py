@@ -26,7 +26,8 @@ from liquidityhelper.simulator import bolt11util, views
 from liquidityhelper.simulator.entities import PR_UNPAID, DaemonWallet, IssuedInvoice, Request
 from liquidityhelper.simulator.errors import RpcError, SimError, electrum, no_lightning
 from liquidityhelper.simulator.faults import FaultPlan, middleware
-from liquidityhelper.simulator.formats import btc8, fee_tooltip, to_sats
+from liquidityhelper.simulator.fees import fee_tooltip
+from liquidityhelper.simulator.formats import btc8, to_sats
 from liquidityhelper.simulator.lightning import new_preimage
 from liquidityhelper.simulator.model import SimModel, key_kind
 from liquidityhelper.simulator.spec import HELP, SPEC
@@ -133,6 +134,7 @@ class RpcApi:
         entry = self.methods.get(method)
         if self.m.daemon_state == "erroring":
             raise RpcError(self.m.daemon_error)
+        self.m.ln.catch_up()  # what the daemon's background tasks did since the last call
         dw = None
         if xpub and (entry is None or not entry.custom or entry.wallet):
             dw = self.m.daemon_wallet(str(xpub))  # -32005 when not a key
@@ -194,6 +196,7 @@ class RpcApi:
             "list_invoices": Method(self.list_invoices, False, True),
             "delete_invoice": Method(self.delete_invoice, False, True),
             "lightning_history": Method(self.lightning_history, False, True, True),
+            "setlabel": Method(self.setlabel, False, True),
             "nodeid": Method(self.nodeid, False, True, True),
             "list_channels": Method(self.list_channels, False, True, True),
             "list_peers": Method(self.list_peers, False, True, True),
@@ -229,7 +232,8 @@ class RpcApi:
             "connected": True,
             "auto_connect": False,
             "version": "4.6.0b1",
-            "fee_estimates": {"2": self.m.fee_rate_sat_vb * 1000},
+            # Electrum's raw estimates per target (int keys; JSON makes them strings).
+            "fee_estimates": self.m.fee_estimates.get_data(),
             "synchronized": True,
             "total_wallets": len(self.m.daemon_wallets),
         }
@@ -239,11 +243,12 @@ class RpcApi:
 
     def get_default_fee(self, tx: Any) -> str:
         size = len(tx) // 2 if isinstance(tx, str) else int(tx)
-        return btc8(self.m.fee_sat(size))
+        return btc8(self.m.funding_fee_sat(size))
 
-    def recommended_fee(self, target: Any) -> int:
-        int(target)
-        return self.m.fee_rate_sat_vb * 1000
+    def recommended_fee(self, target: Any) -> int | None:
+        """Bitcart hands ``target`` to Electrum's ``eta_target_to_fee`` untouched: a target
+        Electrum has no estimate for is 150000 on regtest and null elsewhere."""
+        return self.m.fee_estimates.eta_target_to_fee(target)
 
     def get_invoice(self, dw: DaemonWallet, key: str) -> dict[str, Any]:
         request = dw.requests.get(str(key))
@@ -278,12 +283,12 @@ class RpcApi:
         self.m.electrum[key] = value
 
     def getfeerate(self) -> dict[str, Any]:
-        rate = self.m.fee_rate_sat_vb
+        rate = self.m.fee_estimates.funding_rate()
         return {
             "policy": "eta:2",
             "description": "Within 2 blocks",
-            "sat/kvB": rate * 1000,
-            "tooltip": fee_tooltip(Decimal(rate)),
+            "sat/kvB": rate,
+            "tooltip": "" if rate is None else fee_tooltip(rate),
         }
 
     def decode_invoice(self, invoice: str) -> dict[str, Any]:
@@ -376,6 +381,14 @@ class RpcApi:
     def delete_invoice(self, dw: DaemonWallet, invoice_id: str) -> bool:
         return dw.outgoing.pop(str(invoice_id), None) is not None
 
+    def setlabel(self, dw: DaemonWallet, key: Any, label: Any) -> None:
+        """Electrum's ``wallet.set_label``: any key (address, txid, payment hash); an empty
+        label removes it."""
+        if label:
+            dw.labels[str(key)] = str(label)
+        else:
+            dw.labels.pop(str(key), None)
+
     def lightning_history(self, dw: DaemonWallet) -> list[dict[str, Any]]:
         return views.lightning_history(self.m, dw)
 
@@ -391,8 +404,7 @@ class RpcApi:
             raise RpcError("AttributeError: 'NoneType' object has no attribute 'peers'")
         out = []
         for pubkey, address in dw.peers.items():
-            node = self.m.nodes.get(pubkey)
-            if node is None or not node.online:
+            if not self.m.ln.peer_connected(pubkey):
                 continue
             out.append(
                 {
@@ -414,7 +426,7 @@ class RpcApi:
         if self.m.wallet_by_node(pubkey) is not None:
             raise electrum("electrum.lnworker.ErrorAddingPeer", "cannot connect to self")
         node = self.m.nodes.get(pubkey)
-        if node is not None and node.online and node.address == hostport:
+        if node is not None and node.is_up(self.m.now()) and node.address == hostport:
             dw.peers[pubkey] = node.address
         return True
 
@@ -433,7 +445,7 @@ class RpcApi:
             "forwarded": [{}],
         }
 
-    def open_channel(
+    async def open_channel(
         self,
         dw: DaemonWallet,
         connection_string: str,
@@ -443,12 +455,16 @@ class RpcApi:
         zeroconf: bool = False,
         password: str | None = None,
     ) -> str:
-        return self.m.ln.open_channel(dw, connection_string, amount)
+        return await self.m.ln.waiting_out_timeouts(
+            lambda: self.m.ln.open_channel(dw, connection_string, amount)
+        )
 
-    def close_channel(
+    async def close_channel(
         self, dw: DaemonWallet, channel_point: str, force: bool = False, password: str | None = None
     ) -> str:
-        return self.m.ln.close_channel(dw, channel_point, bool(force))
+        return await self.m.ln.waiting_out_timeouts(
+            lambda: self.m.ln.close_channel(dw, channel_point, bool(force))
+        )
 
     def request_force_close(
         self,

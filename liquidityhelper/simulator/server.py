@@ -235,8 +235,13 @@ class Simulator:
     async def mine(self, n: int = 1) -> int:
         return self.model.mine(n)
 
-    def set_fee_rate(self, sat_per_vb: int) -> None:
-        self.model.fee_rate_sat_vb = sat_per_vb
+    def set_fee_rate(self, sat_per_vb: int | None) -> None:
+        """The on-chain estimate for every target; None: no estimate at all (fresh regtest)."""
+        self.model.set_fee_rate(sat_per_vb)
+
+    def set_fee_estimates(self, sat_per_vb: dict[int, int | None]) -> None:
+        """Estimates of single targets (1008, 144, 25, 10, 5, 2), in sat/vB; None drops one."""
+        self.model.set_fee_estimates(sat_per_vb)
 
     def balance(self, wallet_id: str) -> dict[str, int]:
         c, u, x, ln = self.model.balances(self.model.daemon_wallet(self._wallet(wallet_id).key))
@@ -255,9 +260,33 @@ class Simulator:
         return [n for n in self.network_nodes if n.trampoline]
 
     def set_node_online(self, pubkey: str, online: bool) -> None:
-        self.model.nodes[pubkey].online = online
-        if online:
-            self.model.ln.peer_came_online(pubkey)
+        """A node goes away until told, or comes back now (Electrum then reconnects on its
+        backoff schedule, so its channels read GOOD only a little later)."""
+        self.model.set_node_online(pubkey, online)
+
+    def restart_peer(self, pubkey: str, offline_seconds: float) -> None:
+        """A node restarts: away for ``offline_seconds`` of the model's clock from now, then
+        its channels go DISCONNECTED -> REESTABLISHING -> GOOD as Electrum reconnects."""
+        self.model.restart_peer(pubkey, offline_seconds)
+
+    def peer_state(self, channel_point: str) -> str:
+        """A channel's ``peer_state`` now, as ``list_channels`` shows it."""
+        _dw, chan = self.model.ln.find_channel(channel_point)
+        return self.model.ln.peer_state(chan)
+
+    def sendable_msat(self, channel_point: str) -> int:
+        """Electrum's ``available_to_spend(LOCAL)`` of a channel now: the largest HTLC we
+        can add (a payment's amount plus its routing fee must fit)."""
+        self.model.ln.catch_up()
+        _dw, chan = self.model.ln.find_channel(channel_point)
+        return self.model.ln.sendable_msat(chan)
+
+    def receivable_msat(self, channel_point: str) -> int:
+        """Electrum's ``available_to_spend(REMOTE)`` of a channel now: the largest HTLC the
+        peer can send us."""
+        self.model.ln.catch_up()
+        _dw, chan = self.model.ln.find_channel(channel_point)
+        return self.model.ln.receivable_msat(chan)
 
     def channels(self, wallet_id: str) -> list[Any]:
         return list(self.model.daemon_wallet(self._wallet(wallet_id).key).channels.values())
@@ -373,7 +402,9 @@ class Simulator:
             self.model.daemon_error = message
 
     async def restart_daemon(self) -> None:
-        """Down and up again: ``setconfig`` values are forgotten."""
+        """Down and up again: ``setconfig`` values are forgotten, and every channel reads
+        DISCONNECTED for ``daemon_reconnect_s`` of the model's clock, then REESTABLISHING,
+        then GOOD."""
         await self.set_daemon_down(True)
         self.model.restart_daemon()
         await self.set_daemon_down(False)

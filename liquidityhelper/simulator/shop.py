@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -115,13 +115,21 @@ class Shop:
         self.m.invoices[inv.id] = inv
         return inv
 
+    def _recommended_fee(self, inv: StoreInvoice) -> Decimal:
+        """Bitcart's on-chain ``recommended_fee``: the daemon's estimate for the store's
+        target in sat/kvB, divided by 1024 (sic) to two places; 0 when there is none."""
+        store = self.m.stores[inv.store_id]
+        target = store.checkout_settings.get("recommended_fee_target_blocks", 1)
+        rate = self.m.fee_estimates.eta_target_to_fee(target)
+        return (Decimal(rate or 0) / 1024).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+
     def _add_methods(
         self, inv: StoreInvoice, wallet: Wallet, amount_sat: int, rate: Decimal
     ) -> None:
         dw = self.m.daemon_wallet(wallet.key)
         ts = int(self.m.now())
         exp = inv.expiration * 60
-        fee_vb = round(self.m.fee_rate_sat_vb * 1000 / 1024, 2)
+        fee_vb = self._recommended_fee(inv)
         name_on, name_ln = (wallet.label, wallet.label) if wallet.label else ("BTC", "BTC (⚡)")
         address = self.m.take_address(dw)
         request_id = self.m.ids.hex(5)

@@ -138,7 +138,7 @@ def method_json(m: PaymentMethod, inv: StoreInvoice) -> dict[str, Any]:
     rate, rate_str = _rate_str(m.rate, inv.currency)
     return {
         "created": iso_z(m.created),
-        "recommended_fee": 0.0 if m.lightning else m.recommended_fee,
+        "recommended_fee": 0.0 if m.lightning else float(m.recommended_fee),
         "invoice_id": inv.id,
         "wallet_id": m.wallet_id,
         "amount": btc8(m.amount_sat),
@@ -357,7 +357,8 @@ def lightning_history(model: SimModel, dw: DaemonWallet) -> list[dict[str, Any]]
                     fee_msat=p.fee_msat,
                     payment_hash=p.payment_hash,
                     preimage=p.preimage,
-                    label=p.message,
+                    # get_label_for_rhash: the wallet's label, else the invoice's message
+                    label=dw.labels.get(p.payment_hash) or p.message,
                     direction=0,
                 )
             )

@@ -324,6 +324,10 @@ class WalletBackend(Protocol):
 
     async def lightning_history(self, wallet_id: str) -> list[LightningHistoryItem]: ...
 
+    async def label_payment(self, wallet_id: str, payment_hash: str, label: str) -> None:
+        """Label a payment in the wallet itself (Electrum ``setlabel``): the record that
+        survives a lost journal."""
+
     async def onchain_history(self, wallet_id: str) -> list[OnchainHistoryItem]: ...
 
     async def deposit_address(self, wallet_id: str) -> str: ...

@@ -309,6 +309,10 @@ class BitcartWallet:
         )
         return result
 
+    async def label_payment(self, wallet_id: str, payment_hash: str, label: str) -> None:
+        rpc = self._daemon("label_payment")
+        await rpc.call("setlabel", payment_hash, label, key=await self._key(wallet_id))
+
     async def _with_fee(self, wallet_id: str, paid: PaymentResult) -> PaymentResult:
         """lnpay does not say what routing cost: read it from the history (best effort)."""
         if self._rpc is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
@@ -28,6 +28,8 @@ from liquidityhelper.wallet.base import (
 log = structlog.get_logger(__name__)
 
 PAID_STATUSES = frozenset({"paid", "confirmed", "complete"})
+# An invoice in one of these will not change any more: its revenue can be kept in the cursor.
+FINAL_STATUSES = frozenset({"complete", "expired", "invalid", "refunded"})
 TOPUP_TAG = "topup"
 
 
@@ -76,6 +78,7 @@ class FeeLedger:
         self.settings = settings
         self.journal = journal
         self._cache: dict[str, FeeState] = {}
+        self.persist = True  # False for read-only commands (status): no cursor writes
 
     def new_cycle(self) -> None:
         self._cache.clear()
@@ -88,10 +91,7 @@ class FeeLedger:
         if cached is not None:
             return cached
         since = self.settings.fee_start_date
-        invoices: list[StoreInvoice] = []
-        for store_id in snap.store_ids:
-            invoices.extend(await backend.list_store_invoices(store_id))
-        revenue = eligible_revenue_sat(invoices, snap.wallet_id, since)
+        revenue = await self._revenue_sat(backend, snap)
         paid = self.journal.paid_sat(snap.wallet_id, Kind.FEE_PAYMENT)
         network = 0
         if self.settings.fees_include_network_fees:
@@ -123,6 +123,44 @@ class FeeLedger:
         state = FeeState(due, numbers)
         self._cache[snap.wallet_id] = state
         return state
+
+    async def _revenue_sat(self, backend: WalletBackend, snap: WalletSnapshot) -> int:
+        """Eligible revenue, reading only invoices created since the oldest one still open.
+
+        Invoices created before the cursor are all final and their revenue is kept in the
+        journal (``revenue:<wallet>``), so an idle cycle reads one short page per store
+        whatever the shop's history. A changed fee_start_date or set of stores starts over.
+        """
+        start = self.settings.fee_start_date
+        key = f"revenue:{snap.wallet_id}"
+        basis = {"start": start.isoformat() if start else None, "stores": sorted(snap.store_ids)}
+        saved = self.journal.get_state(key)
+        cursor, base = start, 0
+        if isinstance(saved, dict) and all(saved.get(k) == v for k, v in basis.items()):
+            cursor, base = datetime.fromisoformat(saved["since"]), int(saved["base_sat"])
+        invoices: dict[str, StoreInvoice] = {}
+        for store_id in snap.store_ids:
+            for inv in await backend.list_store_invoices(store_id, created_since=cursor):
+                invoices.setdefault(inv.id, inv)
+        rows = list(invoices.values())
+        window = eligible_revenue_sat(rows, snap.wallet_id, start)
+        # Move the cursor up to the oldest invoice whose outcome may still change.
+        dated = [i for i in rows if i.created is not None]
+        still_open = [i.created for i in dated if i.status not in FINAL_STATUSES and i.created]
+        newest = max((i.created for i in dated if i.created), default=None)
+        new_cursor = min(still_open) if still_open else (newest or cursor)
+        if self.persist and new_cursor is not None and new_cursor != cursor:
+            settled = [i for i in dated if i.created and i.created < new_cursor]
+            self.journal.set_state(
+                key,
+                {
+                    **basis,
+                    "since": new_cursor.isoformat(),
+                    "base_sat": base + eligible_revenue_sat(settled, snap.wallet_id, start),
+                },
+                now=datetime.now(UTC),
+            )
+        return base + window
 
     async def _network_fees_sat(
         self, backend: WalletBackend, wallet_id: str, since: datetime | None

@@ -90,6 +90,7 @@ def _describe(decisions: list[Decision]) -> str:
 async def collect(daemon: Daemon) -> tuple[list[WalletStatus], CycleSnapshot]:
     """Read Bitcart once and explain every managed wallet. The daemon must not be running."""
     daemon.record_observations = False
+    daemon.fees.persist = False
     daemon.fees.new_cycle()
     snapshot = await daemon.fetch_snapshot()
     now = daemon.clock()

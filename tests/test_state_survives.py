@@ -144,3 +144,41 @@ async def test_a_lost_journal_never_pays_the_operator_fee_twice(tmp_path: Path) 
             sc.clock.advance(minutes=5)
             await sc.cycle()
         assert settled_to(sc, operator) == [1_500, 1_000]
+
+
+async def test_an_idle_cycle_with_the_fee_on_reads_one_page_of_invoices_per_store(
+    tmp_path: Path,
+) -> None:
+    """The old ledger paged through every invoice of every store each cycle (31 requests at
+    3,001 invoices); the cursor keeps an idle cycle at one request per store."""
+    from benchmarks.idle_cycle import count_calls
+
+    async with scenario(
+        tmp_path,
+        fee_rate=Decimal("0.01"),
+        fee_start_date="2020-01-01",
+        fee_lightning_address="operator@127.0.0.1",
+    ) as sc:
+        for _ in range(450):  # history: several pages of 100 even for the cursor's first read
+            invoice = sc.sim.create_invoice(sc.store_id, "0.00001", currency="BTC")
+            sc.sim.customer_pay(invoice, lightning=False)
+        await sc.sim.mine(1)
+        calls = count_calls(sc.sim)
+        await sc.cycle()
+        first = calls[("rest", "/invoices")]
+        assert first >= 5  # the whole history, once
+        owed = sc.daemon.fees._cache[sc.wallet_id].numbers["revenue_sat"]
+        assert owed == 450 * 1_000
+        for _ in range(3):
+            calls.clear()
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+            assert calls[("rest", "/invoices")] <= 1
+            assert sc.daemon.fees._cache[sc.wallet_id].numbers["revenue_sat"] == owed
+        # New revenue is still seen, and counted once.
+        invoice = sc.sim.create_invoice(sc.store_id, "0.0002", currency="BTC")
+        sc.sim.customer_pay(invoice, lightning=False)
+        for _ in range(2):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        assert sc.daemon.fees._cache[sc.wallet_id].numbers["revenue_sat"] == owed + 20_000

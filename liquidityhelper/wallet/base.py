@@ -349,9 +349,15 @@ class WalletBackend(Protocol):
         """Mark invoices invalid in Bitcart (the batch ``mark_invalid`` command)."""
 
     async def list_store_invoices(
-        self, store_id: str, *, status: str | None = None, metadata: dict[str, str] | None = None
+        self,
+        store_id: str,
+        *,
+        status: str | None = None,
+        metadata: dict[str, str] | None = None,
+        created_since: datetime | None = None,
     ) -> list[StoreInvoice]:
-        """Every invoice of one store (filtered with ``query=store_id:ID``), all pages."""
+        """Every invoice of one store (filtered with ``query=store_id:ID``, and created at or
+        after ``created_since``), all pages."""
 
     async def create_lightning_wallet(self, name: str, store_id: str) -> WalletInfo:
         """Create a hot, Lightning-enabled wallet and attach it to the store. Never log its seed."""

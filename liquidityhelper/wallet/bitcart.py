@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -478,11 +479,19 @@ class BitcartWallet:
         log.info("invoices_invalidated", invoice_ids=invoice_ids)
 
     async def list_store_invoices(
-        self, store_id: str, *, status: str | None = None, metadata: dict[str, str] | None = None
+        self,
+        store_id: str,
+        *,
+        status: str | None = None,
+        metadata: dict[str, str] | None = None,
+        created_since: datetime | None = None,
     ) -> list[StoreInvoice]:
         terms = {"store_id": store_id}
         if status:
             terms["status"] = status
+        if created_since is not None:
+            # Bitcart filters on `created >= start_date` (SearchQuery.get_created_filter).
+            terms["start_date"] = created_since.astimezone(UTC).isoformat()
         for k, v in (metadata or {}).items():
             terms[f"metadata.{k}"] = str(v)
         for k, v in terms.items():
@@ -491,7 +500,12 @@ class BitcartWallet:
         query = " ".join(f"{k}:{v}" for k, v in terms.items())
         invoices = [parsing.parse_store_invoice(r) for r in await self._api.list_invoices(query)]
         # Bitcart silently ignores filters it does not know: never trust the filter alone.
-        kept = [inv for inv in invoices if _matches(inv, store_id, status, metadata)]
+        kept = [
+            inv
+            for inv in invoices
+            if _matches(inv, store_id, status, metadata)
+            and (created_since is None or inv.created is None or inv.created >= created_since)
+        ]
         if len(kept) != len(invoices):
             log.warning(
                 "invoice_filter_ignored", store_id=store_id, got=len(invoices), kept=len(kept)

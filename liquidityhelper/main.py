@@ -116,6 +116,7 @@ class Daemon:
     async def cycle(self) -> CycleReport:
         report = CycleReport(started=self.clock())
         self.fees.new_cycle()
+        self.peers.new_cycle()
         snapshot = await self.fetch_snapshot()
         report.wallets, report.stores = len(snapshot.wallets), len(snapshot.stores)
         report.backend_failures = len(snapshot.backend_failures)

@@ -33,6 +33,11 @@ class NodePeerBook:
         self.providers = list(providers)
         self._closing: dict[str, closing.CloseDecision] = {}
         self._refreshing: asyncio.Task[object] | None = None
+        # One ranking per cycle and mode, shared by every wallet that wants channels.
+        self._rankings: dict[tuple[bool, tuple[str, ...]], ranking.Ranking] = {}
+
+    def new_cycle(self) -> None:
+        self._rankings.clear()
 
     def refresh_in_background(self, now: datetime) -> None:
         """Start one throttled provider refresh unless one is still running; never waits.
@@ -100,17 +105,18 @@ class NodePeerBook:
         now: datetime,
         prefer_address: str | None,
     ) -> list[Candidate]:
-        prefer = self.db.payee_pubkeys(prefer_address) if prefer_address else []
-        chosen = ranking.choose_peers(
-            self.db,
-            wallet_id,
-            count,
-            settings=self.settings.nodes,
-            now=now,
-            existing_peers=existing,
-            require_trampoline=require_trampoline,
-            prefer_pubkeys=list(prefer),
-        )
+        prefer = tuple(self.db.payee_pubkeys(prefer_address)) if prefer_address else ()
+        key = (require_trampoline, prefer)
+        ranked = self._rankings.get(key)
+        if ranked is None:
+            ranked = self._rankings[key] = ranking.rank_candidates(
+                self.db,
+                settings=self.settings.nodes,
+                now=now,
+                require_trampoline=require_trampoline,
+                prefer_pubkeys=list(prefer),
+            )
+        chosen = ranked.choose(count, existing)
         return [Candidate(c.pubkey, c.connection_string) for c in chosen]
 
     def channels_to_close(self, snap: WalletSnapshot, now: datetime) -> list[CloseChannel]:
@@ -135,6 +141,7 @@ class NodePeerBook:
         self.db.record_open_attempt(
             wallet_id, pubkey, ok, error_class, now, channel_point=channel_point
         )
+        self._rankings.clear()  # a failure may cool this peer down: rank again
 
     def record_close(
         self,

@@ -516,8 +516,12 @@ class NodeDB:
         nodes = self._load_nodes("WHERE pubkey = ?", (key,))
         return nodes[0] if nodes else None
 
-    def list_nodes(self) -> list[NodeRecord]:
-        """Every node, ordered by pubkey."""
+    def list_nodes(self, *, trampoline_only: bool = False) -> list[NodeRecord]:
+        """Every node (or every trampoline), ordered by pubkey."""
+        if trampoline_only:
+            return self._load_nodes(
+                "WHERE pubkey IN (SELECT pubkey FROM nodes WHERE trampoline = 1)", ()
+            )
         return self._load_nodes("", ())
 
     def node_count(self) -> int:

@@ -198,7 +198,8 @@ def _candidates(db: NodeDB, ctx: _Context, pubkey: str | None = None) -> list[No
         node = db.get_node(pubkey)
         nodes = [node] if node else []
     else:
-        nodes = db.list_nodes()
+        # In trampoline mode only trampolines can carry our payments: filter in SQL.
+        nodes = db.list_nodes(trampoline_only=ctx.require_trampoline)
     known = {n.pubkey for n in nodes}
     for key, static in sorted(ctx.static.items()):
         if key not in known and (pubkey is None or key == pubkey):
@@ -414,6 +415,56 @@ def evaluate_nodes(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """One cycle's eligible candidates, best first, before any wallet's own peers are removed.
+
+    Building it reads and scores the node database once; each wallet that wants channels
+    then costs a scan of this short list (``choose``), not of every node.
+    """
+
+    ordered: tuple[Evaluation, ...]
+    allow_same_peer: bool
+
+    def choose(self, count: int, existing_peers: Collection[str]) -> list[PeerChoice]:
+        existing = {p for p in (normalize_pubkey(x) for x in existing_peers) if p}
+        out: list[PeerChoice] = []
+        for evaluation in self.ordered:
+            if len(out) >= count:
+                break
+            if evaluation.pubkey in existing and not self.allow_same_peer:
+                continue
+            out.append(evaluation.to_choice())
+        return out
+
+
+def rank_candidates(
+    db: NodeDB,
+    *,
+    settings: NodeSettings,
+    now: datetime,
+    require_trampoline: bool,
+    prefer_pubkeys: list[str] | None = None,
+) -> Ranking:
+    """Score every candidate once (trampolines only, filtered in SQL, when required)."""
+    ctx = _context(
+        db,
+        settings,
+        now,
+        require_trampoline=require_trampoline,
+        prefer_pubkeys=prefer_pubkeys or (),
+    )
+    chosen: list[Evaluation] = []
+    for node in _candidates(db, ctx):
+        if require_trampoline and not (node.trampoline or _static_trampoline(ctx, node.pubkey)):
+            continue  # cheap early skip; evaluate() would exclude it anyway
+        evaluation = _safe_evaluate(node, ctx)
+        if evaluation.eligible and evaluation.connection_string:
+            chosen.append(evaluation)
+    chosen.sort(key=lambda e: (-e.score, e.pubkey))
+    return Ranking(tuple(chosen), settings.allow_same_peer_channels)
+
+
 def choose_peers(
     db: NodeDB,
     wallet_id: str,
@@ -434,29 +485,20 @@ def choose_peers(
     """
     if count <= 0:
         return []
-    ctx = _context(
+    ranking = rank_candidates(
         db,
-        settings,
-        now,
-        existing_peers=existing_peers,
+        settings=settings,
+        now=now,
         require_trampoline=require_trampoline,
-        prefer_pubkeys=prefer_pubkeys or (),
+        prefer_pubkeys=prefer_pubkeys,
     )
-    chosen: list[Evaluation] = []
-    for node in _candidates(db, ctx):
-        if require_trampoline and not (node.trampoline or _static_trampoline(ctx, node.pubkey)):
-            continue  # cheap early skip; evaluate() would exclude it anyway
-        evaluation = _safe_evaluate(node, ctx)
-        if evaluation.eligible and evaluation.connection_string:
-            chosen.append(evaluation)
-    chosen.sort(key=lambda e: (-e.score, e.pubkey))
-    result = [e.to_choice() for e in chosen[:count]]
+    result = ranking.choose(count, existing_peers)
     log.debug(
         "peers_chosen",
         wallet_id=wallet_id,
         asked=count,
         chosen=len(result),
-        candidates=len(chosen),
+        candidates=len(ranking.ordered),
     )
     return result
 

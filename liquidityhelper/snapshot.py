@@ -143,7 +143,8 @@ class WalletSnapshot:
         if not self.counts(channel):
             return 0
         pushed = self.channel_pushable(channel, held_back, min_push) if counting_cashout else 0
-        return channel.inbound_sat + pushed
+        # What we push lands on the peer's side, which must keep its reserve out of it.
+        return max(0, channel.remote_sat + pushed - channel.remote_reserve_sat)
 
     def inbound_sat(
         self,

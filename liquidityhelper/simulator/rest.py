@@ -81,6 +81,7 @@ class RestApi:
         r.add_get("/invoices", self.invoices_list)
         r.add_get("/invoices/count", self.invoices_count)
         r.add_post("/invoices", self.invoice_create)
+        r.add_post("/invoices/batch", self.invoices_batch)
         r.add_get("/invoices/{id}", self.invoice_get)
         return app
 
@@ -461,6 +462,35 @@ class RestApi:
             raise not_found()
         return json_ok(self._invoice_json(inv))
 
+    async def invoices_batch(self, request: web.Request) -> web.Response:
+        """``POST /invoices/batch``: ``mark_invalid`` sets any status to invalid (Bitcart does
+        not check it), ``mark_complete`` completes, ``delete`` deletes; ids of another user are
+        skipped silently; the answer is ``true``."""
+        _token, user = self._auth(request, INVOICE)
+        body = await json_body(request)
+        errors = [missing(body, n) for n in ("ids", "command") if n not in body]
+        if "ids" in body and not (
+            isinstance(body["ids"], list) and all(isinstance(i, str) for i in body["ids"])
+        ):
+            errors.append(wrong_type("ids", body["ids"], "list_type"))
+        if "command" in body and not isinstance(body["command"], str):
+            errors.append(wrong_type("command", body["command"], "string_type"))
+        if errors:
+            raise ApiError(422, errors)
+        command = body["command"]
+        if command not in ("delete", "mark_complete", "mark_invalid"):
+            raise ApiError(404, "Batch command not found")
+        for invoice_id in body["ids"]:
+            inv = self.m.invoices.get(invoice_id)
+            if inv is None or inv.user_id != user.id:
+                continue
+            if command == "delete":
+                del self.m.invoices[invoice_id]
+            else:
+                inv.status = "invalid" if command == "mark_invalid" else "complete"
+                inv.updated = self.m.now()
+        return json_ok(True)
+
     async def invoice_create(self, request: web.Request) -> web.Response:
         body = await json_body(request)
         errors = [missing(body, n) for n in ("price", "store_id") if n not in body]
@@ -473,11 +503,25 @@ class RestApi:
             errors.append(wrong_type("metadata", body["metadata"], "dict_type"))
         if body.get("expiration") is not None and not isinstance(body["expiration"], int):
             errors.append(wrong_type("expiration", body["expiration"], "int_type"))
+        methods = body.get("payment_methods")
+        if methods is not None and (
+            not isinstance(methods, list) or not all(isinstance(w, str) for w in methods)
+        ):
+            errors.append(wrong_type("payment_methods", methods, "list_type"))
         if errors:
             raise ApiError(422, errors)
         store = self.m.stores.get(body["store_id"])
         if store is None:
             raise not_found()
+        if methods is not None:
+            # Bitcart's InvoiceService.validate: a list of the store's own wallet ids.
+            if not methods:
+                raise ApiError(422, "Payment methods cannot be empty")
+            for wallet_id in methods:
+                if wallet_id not in store.wallets:
+                    raise ApiError(
+                        422, f"Wallet {wallet_id} is not connected to store {store.id}"
+                    )
         token = self._token(request)
         if (token is None or token.user_id != store.user_id) and not store.checkout_settings.get(
             "allow_anonymous_invoice_creation", True

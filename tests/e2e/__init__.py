@@ -1,0 +1,1 @@
+"""End-to-end tests: the real daemon against a real Bitcart and real Lightning peers (realstack)."""

@@ -13,6 +13,8 @@ One test per step, in order, sharing a ``Story``; once a step fails the later on
 
 from __future__ import annotations
 
+import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
@@ -52,6 +54,12 @@ class Story:
     topup_sat: int = 0
     customer_paid_sat: list[int] = field(default_factory=list)
     channel_points: set[str] = field(default_factory=set)
+    # For BENCHMARKS.md: when the first real `once` started, when the first cashout landed,
+    # and what the top-up was planned at.
+    started: float = 0.0
+    first_cashout_s: float = 0.0
+    planned_fee_rate: int = 0
+    planned_capacities: list[int] = field(default_factory=list)
 
     def open_channels(self) -> list[dict[str, Any]]:
         return [c for c in self.bitcart.channels() if c.get("state") == "OPEN"]
@@ -147,6 +155,7 @@ def test_dry_run_once_changes_nothing(
 
 
 def test_step_a_topup_asked_and_paid_onchain(story: Story) -> None:
+    story.started = time.monotonic()
     run = story.lh.once()
     topups = run.named("topup_needed")
     assert len(topups) == 1 and topups[0]["level"] == "warning", (
@@ -169,8 +178,13 @@ def test_step_a_topup_asked_and_paid_onchain(story: Story) -> None:
     )
     assert inv["metadata"].get("wallet_id") == story.bitcart.wallet_id, inv["metadata"]
     story.topup_invoice_id, story.topup_sat = inv["id"], sats
+    story.planned_fee_rate = int(warning.get("fee_rate", 0))
+    story.planned_capacities = [int(c) for c in warning.get("planned_capacities", [])]
 
     full = story.bitcart.invoice(inv["id"])
+    # Only the managed wallet can take the payment (payment_methods), on-chain or ⚡.
+    assert full["payment_methods"] == [story.bitcart.wallet_id], full["payment_methods"]
+    assert {p["wallet_id"] for p in full["payments"]} == {story.bitcart.wallet_id}
     onchain = [p for p in full["payments"] if not p["lightning"]]
     assert len(onchain) == 1, f"one on-chain payment method expected: {full['payments']}"
     address, amount = onchain[0]["payment_address"], onchain[0]["amount"]
@@ -276,6 +290,7 @@ def test_step_c_first_cashout_reaches_carol(story: Story) -> None:
     assert got == entry["amount_sat"] * 1000, (
         f"carol received {got} msat for a {entry['amount_sat']} sat cashout"
     )
+    story.first_cashout_s = time.monotonic() - story.started
     print(f"first cashout {entry['amount_sat']} sat, routing fee {entry['fee_msat']} msat")
 
 
@@ -460,3 +475,61 @@ def test_step_h_books_match_receivers(story: Story) -> None:
         f"the OPEN channels {story.channel_points} are not all journaled opens: {opens}"
     )
     print("journal: " + ", ".join(f"{e['kind']} {e['amount_sat']} {e['status']}" for e in journal))
+
+
+def test_one_live_topup_invoice_when_the_need_changes(story: Story) -> None:
+    """After the story: the need grows twice (more channels wanted); each time the pending
+    invoice is marked invalid in Bitcart before the new one is made, so one stays payable."""
+    if not story.channel_points:
+        pytest.skip("the story did not get far enough")
+    for channels in (3, 4):
+        story.lh.env["LIQUIDITYHELPER_MIN_CHANNEL_COUNT"] = str(channels)
+        try:
+            run = story.lh.once()
+        finally:
+            del story.lh.env["LIQUIDITYHELPER_MIN_CHANNEL_COUNT"]
+        pending = [i for i in story.bitcart.topup_invoices() if i["status"] == "pending"]
+        assert len(pending) == 1, (
+            f"{len(pending)} pending top-up invoices with min_channel_count={channels}: "
+            f"{[(i['id'], i['price']) for i in pending]}\n{run.brief()}"
+        )
+        assert pending[0]["payment_methods"] == [story.bitcart.wallet_id]
+    statuses = sorted(i["status"] for i in story.bitcart.topup_invoices())
+    assert statuses == ["complete", "invalid", "pending"], statuses
+    # And with the goal back at its default the last one is withdrawn too.
+    story.lh.once()
+    assert not [i for i in story.bitcart.topup_invoices() if i["status"] == "pending"]
+
+
+def test_story_figures(story: Story) -> None:
+    """The real story's figures for BENCHMARKS.md (printed, and written beside the journal)."""
+    if not story.channel_points or not story.first_cashout_s:
+        pytest.skip("the story did not get far enough")
+    capacity = sum(int(c["capacity"]) for c in _capacities(story))
+    inbound = sum(channel_inbound_sat(c) for c in story.open_channels())
+    onchain_left = btc_to_sat(story.bitcart.balance()["confirmed"])
+    funding_vbytes = 221  # the plan's assumption per funding tx (two inputs)
+    planned_fees = len(story.planned_capacities) * funding_vbytes * story.planned_fee_rate
+    paid_fees = story.topup_sat - capacity - onchain_left
+    figures = {
+        "seconds_from_first_once_to_first_cashout": round(story.first_cashout_s, 1),
+        "topup_paid_sat": story.topup_sat,
+        "channel_capacity_sat": capacity,
+        "inbound_at_end_sat": inbound,
+        "onchain_left_sat": onchain_left,
+        "funding_fees_planned_sat": planned_fees,
+        "funding_fees_paid_sat": paid_fees,
+        "fee_rate_sat_vb": story.planned_fee_rate,
+    }
+    (story.lh.data_dir.parent / "story-figures.json").write_text(json.dumps(figures, indent=1))
+    print("story figures: " + json.dumps(figures))
+    assert paid_fees <= planned_fees, "the opens paid more on-chain fee than planned"
+
+
+def _capacities(story: Story) -> list[dict[str, Any]]:
+    out = []
+    for c in story.open_channels():
+        local = int(c.get("local_balance", 0))
+        remote = int(c.get("remote_balance", 0))
+        out.append({"capacity": c.get("capacity_sat") or local + remote})
+    return out

@@ -107,6 +107,7 @@ def _dt(s: str | None) -> datetime | None:
 
 class Journal:
     def __init__(self, conn: sqlite3.Connection) -> None:
+        self.created_now = False  # this process created the file (a new or lost journal)
         self._conn = conn
         self._conn.row_factory = sqlite3.Row
         self._migrate()
@@ -117,10 +118,13 @@ class Journal:
             return cls(sqlite3.connect(":memory:"))
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
+        fresh = not (path / JOURNAL_FILE).exists()
         conn = sqlite3.connect(path / JOURNAL_FILE, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")  # an intent must be on disk before we pay
-        return cls(conn)
+        journal = cls(conn)
+        journal.created_now = fresh
+        return journal
 
     def close(self) -> None:
         self._conn.close()

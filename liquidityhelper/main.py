@@ -121,6 +121,7 @@ class Daemon:
         report.wallets, report.stores = len(snapshot.wallets), len(snapshot.stores)
         report.backend_failures = len(snapshot.backend_failures)
         self._watch_reachability(snapshot)
+        self._warn_if_journal_is_new(snapshot)
         sections: list[tuple[str, Callable[[CycleSnapshot, CycleReport], Awaitable[None]]]] = [
             ("channel_opening", self.channel_opening),
             ("topups", self.topups),
@@ -168,6 +169,23 @@ class Daemon:
             self.metrics.wallets.update(gauges)
         else:
             self.metrics.wallets = gauges
+
+    def _warn_if_journal_is_new(self, snapshot: CycleSnapshot) -> None:
+        """A journal created now beside wallets that already have channels: the data
+        directory was lost or is not the one the daemon used before. Said once."""
+        if not self.journal.created_now or not self.record_observations or not snapshot.wallets:
+            return
+        self.journal.created_now = False  # judged on the first cycle that read wallets only
+        with_history = sorted(w for w, snap in snapshot.wallets.items() if snap.channels)
+        if not with_history:
+            return
+        log.warning(
+            "journal_new_but_wallets_have_history",
+            data_dir=str(self.settings.data_dir),
+            wallets=len(with_history),
+            note="if this daemon ran before, stop it and restore its data directory; fees "
+            "already paid are read back from the wallets' payment history",
+        )
 
     def _watch_reachability(self, snapshot: CycleSnapshot) -> None:
         if self.backends and len(snapshot.backend_failures) == len(self.backends):

@@ -182,3 +182,24 @@ async def test_an_idle_cycle_with_the_fee_on_reads_one_page_of_invoices_per_stor
             sc.clock.advance(minutes=5)
             await sc.cycle()
         assert sc.daemon.fees._cache[sc.wallet_id].numbers["revenue_sat"] == owed + 20_000
+
+
+async def test_a_new_journal_beside_wallets_with_channels_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from liquidityhelper.logs import configure_logging
+
+    configure_logging("INFO", "json")
+    async with scenario(tmp_path) as sc:
+        await fund_and_open(sc)  # a fresh install opening its first channels: nothing said
+        await sc.cycle()
+        assert "journal_new_but_wallets_have_history" not in capsys.readouterr().err
+        fresh = Journal.open(tmp_path / "elsewhere")  # `once` run from another folder, say
+        assert fresh.created_now
+        sc.daemon.journal = sc.daemon.executor.journal = sc.daemon.fees.journal = fresh
+        sc.daemon.topup_desk.journal = fresh
+        await sc.cycle()
+        await sc.cycle()
+    err = capsys.readouterr().err
+    assert err.count("journal_new_but_wallets_have_history") == 1
+    assert Journal.open(tmp_path / "elsewhere").created_now is False

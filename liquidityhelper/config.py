@@ -8,6 +8,7 @@ otherwise silently fall back to a default. Nested tables use ``__`` in env names
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from contextvars import ContextVar
@@ -21,10 +22,12 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 from liquidityhelper import common_functions as cf
+from liquidityhelper import lnurl
 from liquidityhelper.datadir import default_data_dir
 from liquidityhelper.nodes.settings import NodeSettings
 
@@ -161,6 +164,11 @@ class Settings(BaseSettings):
     fee_start_date: datetime | None = Field(
         None, description="Revenue before this date (UTC) owes no fee; required when fee_rate > 0."
     )
+    allow_loopback_http_lnurl: bool | None = Field(
+        None,
+        description="Allow plain-http lightning addresses on loopback hosts (tests, a local "
+        "regtest stack); empty = only when network is regtest. .onion may always use http.",
+    )
     fees_include_network_fees: bool = Field(
         False, description="Deduct network fees paid (on-chain and routing) from the fee due."
     )
@@ -257,6 +265,17 @@ class Settings(BaseSettings):
         # Resolved once, at start: `status` run from another folder must find the same journal.
         return v if str(v) == ":memory:" else v.expanduser().absolute()
 
+    @field_validator("api_url", "daemon_url")
+    @classmethod
+    def _service_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme, sep, rest = v.partition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        if not sep or scheme not in ("http", "https") or not host or host.startswith(":"):
+            raise ValueError("expected http://HOST[:PORT][/PATH], e.g. http://backend:8000")
+        return v
+
     @field_validator("bitcart_admin_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
@@ -312,9 +331,27 @@ class Settings(BaseSettings):
                 f"cannot be reached: a channel of max_channel_size ({self.max_channel_size}) "
                 f"yields at most {best} sats of inbound"
             )
+        for key in ("cashout_lightning_address", "fee_lightning_address"):
+            address = getattr(self, key)
+            if address is None:
+                continue
+            try:
+                lnurl.parse_lightning_address(address, loopback_http=self.loopback_http_ok)
+            except lnurl.LnurlError as exc:
+                hint = ""
+                if "http" in exc.message and not self.loopback_http_ok:
+                    hint = " (plain http on loopback needs allow_loopback_http_lnurl = true)"
+                raise ValueError(f"{key}: {exc.message}{hint} (got {address!r})") from None
         if self.fee_rate > 0 and self.fee_start_date is None:
             raise ValueError("fee_start_date is required when fee_rate > 0 (e.g. 2026-01-01)")
         return self
+
+    @property
+    def loopback_http_ok(self) -> bool:
+        """Plain http to a loopback lightning-address server: tests and regtest only."""
+        if self.allow_loopback_http_lnurl is not None:
+            return self.allow_loopback_http_lnurl
+        return self.network == "regtest"
 
     @property
     def fees_enabled(self) -> bool:
@@ -350,13 +387,47 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
     """Resolve settings; raise ConfigError with one line per problem, naming each key."""
     if config_path is not None:
         _read_toml(config_path)  # surfaces a missing file or bad TOML as a ConfigError
+    _refuse_unknown_env(dict(os.environ))
     token = _config_file.set(config_path)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_path)) from None
+    except SettingsError as exc:  # e.g. a list setting whose env value is not JSON
+        cause = exc.__cause__ or exc
+        raise ConfigError(
+            f"config error: {_first_line(str(exc))} ({_first_line(str(cause))})"
+        ) from None
     finally:
         _config_file.reset(token)
+
+
+# LIQUIDITYHELPER_* names that are not settings but are ours: the config file's path and the
+# end-to-end tier's switches.
+_NOT_SETTINGS = frozenset({CONFIG_ENV, "LIQUIDITYHELPER_REALSTACK", "LIQUIDITYHELPER_E2E_KEEP_UP"})
+
+
+def setting_env_names() -> list[str]:
+    names = [f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields if name != "nodes"]
+    names += [f"{ENV_PREFIX}NODES__{sub.upper()}" for sub in NodeSettings.model_fields]
+    return names
+
+
+def _refuse_unknown_env(environ: dict[str, str]) -> None:
+    """A typo in a variable name must stop the program, not silently keep a default
+    (``LIQUIDITYHELPER_DRYRUN=true`` would leave dry-run off and move real money)."""
+    known = set(setting_env_names())
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in _NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]} ({close[0][len(ENV_PREFIX):].lower()})?" if close else ""
+        raise ConfigError(f"config error: {name}: not a setting{hint}")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -365,6 +436,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path}: not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path}: is a directory, not a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
 

@@ -322,7 +322,12 @@ class Executor:
             # A refused invoice is not retried at a smaller amount: the server is at fault.
             if outcome == "refused" or amount // 2 < action.min_amount_sat:
                 until = self.clock() + timedelta(seconds=self.settings.cashout_backoff_seconds)
-                self.journal.set_state(backoff_key, until.isoformat(), now=self.clock())
+                # Tied to the address: fixing a wrong address must not wait out the back-off.
+                self.journal.set_state(
+                    backoff_key,
+                    {"until": until.isoformat(), "address": action.address},
+                    now=self.clock(),
+                )
                 if outcome == "refused":  # its one log line already said why and for how long
                     return outcome
                 log.warning(
@@ -345,7 +350,10 @@ class Executor:
         pin_key = f"payee:{action.address}"
         pinned = self.journal.get_state(pin_key)
         try:
-            pay_request = await lnurl.fetch_pay_request(self.http, action.address)
+            address = lnurl.parse_lightning_address(
+                action.address, loopback_http=self.settings.loopback_http_ok
+            )
+            pay_request = await lnurl.fetch_pay_request(self.http, address)
             amount_msat = min(amount * 1000, pay_request.max_sendable_msat) // 1000 * 1000
             if amount_msat < pay_request.min_sendable_msat:
                 log.warning(

@@ -152,10 +152,11 @@ def network_prefix(network: str) -> str:
     return prefix
 
 
-def parse_lightning_address(address: str) -> LightningAddress:
+def parse_lightning_address(address: str, *, loopback_http: bool = True) -> LightningAddress:
     """Parse ``user@domain[:port]``, an ``lnurl1…`` bech32 LNURL or a direct https URL.
 
-    Plain http is allowed only for loopback hosts and .onion.
+    Plain http is allowed only for .onion (Tor encrypts) and, when ``loopback_http``, for
+    loopback hosts (tests, regtest).
     """
     if not isinstance(address, str):
         raise LnurlError("bad_address", f"expected a string, got {type(address).__name__}")
@@ -166,16 +167,16 @@ def parse_lightning_address(address: str) -> LightningAddress:
         text = text[10:]
     lowered = text.lower()
     if lowered.startswith("lnurl1"):
-        return _parse_url(_decode_lnurl(text))
+        return _parse_url(_decode_lnurl(text), loopback_http)
     if lowered.startswith(("https://", "http://")):
-        return _parse_url(text)
+        return _parse_url(text, loopback_http)
     if "://" in lowered:
         raise LnurlError("bad_address", "only https (or http on loopback/.onion) URLs")
     # LUD-16 user names are lowercase, so "Alice@Example.com" can only mean alice@example.com.
-    return _parse_user_at_host(lowered)
+    return _parse_user_at_host(lowered, loopback_http)
 
 
-def _parse_user_at_host(text: str) -> LightningAddress:
+def _parse_user_at_host(text: str, loopback_http: bool) -> LightningAddress:
     user, at, host_port = text.partition("@")
     if not at or "@" in host_port:
         raise LnurlError("bad_address", "expected exactly one '@' as in user@domain")
@@ -186,7 +187,7 @@ def _parse_user_at_host(text: str) -> LightningAddress:
     if match is None or host is None:
         raise LnurlError("bad_address", f"invalid domain {_sanitise(host_port, 60)!r}")
     port = _check_port(match["port"])
-    scheme = "http" if _plain_http_ok(host) else "https"
+    scheme = "http" if _plain_http_ok(host, loopback_http) else "https"
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"
@@ -215,11 +216,11 @@ def _decode_lnurl(text: str) -> str:
         raise LnurlError("bad_address", "LNURL does not hold a UTF-8 URL") from None
 
 
-def _parse_url(text: str) -> LightningAddress:
+def _parse_url(text: str, loopback_http: bool = True) -> LightningAddress:
     url, host = _checked_url(text)
     if url is None or host is None:
         raise LnurlError("bad_address", f"invalid URL {_sanitise(text, 60)!r}")
-    if url.scheme == "http" and not _plain_http_ok(host):
+    if url.scheme == "http" and not _plain_http_ok(host, loopback_http):
         raise LnurlError("bad_address", "http is allowed only for loopback and .onion hosts")
     return LightningAddress("", host, str(url))
 
@@ -270,8 +271,14 @@ def _normalise_host(host: str) -> str | None:
     return host
 
 
-def _plain_http_ok(host: str) -> bool:
-    if host == "localhost" or host.endswith(".onion"):
+def _plain_http_ok(host: str, loopback_http: bool = True) -> bool:
+    if host.endswith(".onion"):
+        return True
+    return loopback_http and is_loopback(host)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -552,8 +552,19 @@ class Daemon:
         return acted
 
     def backoff_until(self, kind: str, wallet_id: str) -> datetime | None:
+        """Until when payments of ``kind`` wait; none once the address they failed to pay is
+        not the configured one any more."""
         raw = self.journal.get_state(f"backoff:{kind}:{wallet_id}")
-        return datetime.fromisoformat(raw) if raw else None
+        if isinstance(raw, dict):
+            address = (
+                self.settings.cashout_lightning_address
+                if kind == "cashout"
+                else self.settings.fee_lightning_address
+            )
+            if raw.get("address") != address:
+                return None
+            raw = raw.get("until")
+        return datetime.fromisoformat(raw) if isinstance(raw, str) and raw else None
 
 
 def _install_signal_handlers(daemon: Daemon) -> None:

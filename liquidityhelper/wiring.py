@@ -22,6 +22,14 @@ HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 HTTP_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=32)
 
 
+def direct_to_loopback() -> dict[str, httpx.AsyncBaseTransport]:
+    """HTTP(S)_PROXY applies to the world, never to this machine's own services."""
+    return {
+        f"all://{host}": httpx.AsyncHTTPTransport(limits=HTTP_LIMITS)
+        for host in ("127.0.0.1", "localhost", "[::1]")
+    }
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -63,7 +71,10 @@ def build_backends(
 @asynccontextmanager
 async def build_runtime(settings: Settings, **adapter_options: Any) -> AsyncIterator[Runtime]:
     async with httpx.AsyncClient(
-        timeout=HTTP_TIMEOUT, limits=HTTP_LIMITS, follow_redirects=False
+        timeout=HTTP_TIMEOUT,
+        limits=HTTP_LIMITS,
+        follow_redirects=False,
+        mounts=direct_to_loopback(),
     ) as http:
         journal = Journal.open(settings.data_dir)
         nodes = NodeDB.open_in_dir(settings.data_dir)

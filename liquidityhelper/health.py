@@ -1,7 +1,8 @@
 """Optional HTTP listener: ``/healthz`` and ``/metrics``. Off unless ``health_listen`` is set.
 
 ``/healthz`` answers 200 while the last full cycle finished within a few poll intervals (or,
-shortly after start, while the first cycle is under way), 503 otherwise. ``/metrics`` is the
+shortly after start, while the first cycle is under way) and the last three cycles could read
+at least one wallet; 503 with the reason otherwise. ``/metrics`` is the
 Prometheus text format. Bind to 127.0.0.1 (the default host) unless something outside the
 machine or container must scrape it: the figures name wallets and amounts.
 
@@ -31,12 +32,19 @@ START_GRACE = timedelta(minutes=10)
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
+# Cycles in a row that read no wallet (Bitcart down, its daemon down, every wallet failing)
+# before /healthz says so: one is a blip, three is a daemon that manages nothing.
+BLIND_CYCLES_UNHEALTHY = 3
+
+
 class _Watched(Protocol):
     """What the listener reads from the daemon (``main.Daemon``)."""
 
     metrics: Metrics
     started_at: datetime
     settings: Settings
+    blind_cycles: int
+    blind_reason: str
 
     def clock(self) -> datetime: ...
 
@@ -50,6 +58,8 @@ def stale_after(settings: Settings) -> timedelta:
 
 
 def is_healthy(daemon: _Watched) -> tuple[bool, str]:
+    if daemon.blind_cycles >= BLIND_CYCLES_UNHEALTHY:
+        return False, f"{daemon.blind_reason} for {daemon.blind_cycles} cycles"
     now = daemon.clock()
     limit = stale_after(daemon.settings)
     last = daemon.metrics.last_cycle_finished
@@ -91,7 +101,8 @@ class HealthServer:
 async def start_health_server(settings: Settings, daemon: _Watched) -> HealthServer:
     async def healthz(_: web.Request) -> web.Response:
         ok, why = is_healthy(daemon)
-        return web.Response(status=200 if ok else 503, text=f"{'ok' if ok else 'stale'}: {why}\n")
+        word = "ok" if ok else ("unhealthy" if daemon.blind_cycles else "stale")
+        return web.Response(status=200 if ok else 503, text=f"{word}: {why}\n")
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(

@@ -60,11 +60,22 @@ def utcnow() -> datetime:
 class CycleReport:
     started: datetime
     finished: datetime | None = None
-    wallets: int = 0
+    wallets: int = 0  # read
     stores: int = 0
-    actions: int = 0
+    actions: int = 0  # money moved, channels opened or closed, invoices made or withdrawn
     section_errors: list[str] = field(default_factory=list)
+    wallet_errors: int = 0  # a wallet's section failed
     backend_failures: int = 0
+    unreadable_wallets: int = 0
+
+    @property
+    def blind(self) -> str:
+        """Why this cycle managed nothing ("" when it could read something)."""
+        if self.backend_failures and not self.wallets and not self.stores:
+            return "bitcart_unreadable"
+        if self.unreadable_wallets and not self.wallets:
+            return "every_wallet_unreadable"
+        return ""
 
 
 class Daemon:
@@ -90,6 +101,8 @@ class Daemon:
         self.metrics = Metrics()
         self.started_at = clock()
         self.failed_cycles = 0
+        self.blind_cycles = 0  # cycles in a row that could read no wallet (for /healthz)
+        self.blind_reason = ""
         self.last_report: CycleReport | None = None
         self._last_skip: dict[tuple[str, str | None, str | None], str] = {}
         self._last_failure: dict[str, str] = {}
@@ -120,6 +133,7 @@ class Daemon:
         snapshot = await self.fetch_snapshot()
         report.wallets, report.stores = len(snapshot.wallets), len(snapshot.stores)
         report.backend_failures = len(snapshot.backend_failures)
+        report.unreadable_wallets = len(snapshot.failures)
         self._watch_reachability(snapshot)
         self._warn_if_journal_is_new(snapshot)
         sections: list[tuple[str, Callable[[CycleSnapshot, CycleReport], Awaitable[None]]]] = [
@@ -140,6 +154,11 @@ class Daemon:
             self.peers.refresh_in_background(self.clock())
         report.finished = self.clock()
         self.last_report = report
+        if report.blind:
+            self.blind_cycles += 1
+            self.blind_reason = report.blind
+        else:
+            self.blind_cycles, self.blind_reason = 0, ""
         self._update_metrics(report, snapshot)
         for hook in self.on_cycle:
             hook(report, snapshot)
@@ -148,7 +167,10 @@ class Daemon:
             wallets=report.wallets,
             stores=report.stores,
             actions=report.actions,
-            errors=len(report.section_errors),
+            errors=len(report.section_errors) + report.wallet_errors,
+            failed_sections=len(report.section_errors),
+            unreadable_wallets=report.unreadable_wallets,
+            unreachable_backends=report.backend_failures,
             seconds=round((report.finished - report.started).total_seconds(), 3),
         )
         return report
@@ -332,6 +354,7 @@ class Daemon:
             try:
                 report.actions += await fn(snap, self.backends[snap.backend_index])
             except Exception as exc:  # one wallet never stops the others
+                report.wallet_errors += 1
                 self.metrics.error(exc)
                 log.error(
                     "wallet_failed",
@@ -453,6 +476,7 @@ class Daemon:
     async def topups(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
         async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
             plan = plan_liquidity(snap, self.settings)
+            acted = 0
             # Only when a top-up is due: ranking reads the node database.
             peers_available = not plan.topup_due or bool(self.candidates(snap, 1))
             for decision in decide_topup(
@@ -461,10 +485,10 @@ class Daemon:
                 if isinstance(decision, Skip):
                     self._skip(decision)
                     for store_id in snap.store_ids:  # an invoice shown before is void now
-                        await self.topup_desk.retire(backend, snap.wallet_id, store_id)
+                        acted += await self.topup_desk.retire(backend, snap.wallet_id, store_id)
                 elif isinstance(decision, ShowTopup):
                     try:
-                        await self.topup_desk.show(backend, decision)
+                        acted += await self.topup_desk.show(backend, decision)
                     except Exception as exc:
                         log.error(
                             "topup_failed",
@@ -472,7 +496,7 @@ class Daemon:
                             wallet=snap.wallet_id,
                             error=repr(exc),
                         )
-            return 0
+            return acted
 
         await self._each_wallet("topups", snapshot, one, report)
 
@@ -600,8 +624,10 @@ async def run(settings: Settings) -> int:
         await daemon.run_forever()
         log.info("stopped")
     report = daemon.last_report
-    if settings.single_run and report is not None and report.backend_failures:
-        return 1  # `once` in a script: Bitcart could not be read
+    if settings.single_run and report is not None and (
+        report.backend_failures or report.blind
+    ):
+        return 1  # `once` in a script: Bitcart, or every wallet, could not be read
     return 0
 
 

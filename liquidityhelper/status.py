@@ -369,7 +369,8 @@ async def status_async(settings: Settings, *, as_json: bool, out: TextIO) -> int
         daemon = Daemon(settings, rt.backends, rt.journal, rt.peers, rt.http, clock=utcnow)
         statuses, snapshot = await collect(daemon)
     (render_json if as_json else render_text)(statuses, snapshot, out)
-    return 1 if snapshot.backend_failures else 0
+    every_wallet_unreadable = bool(snapshot.failures) and not snapshot.wallets
+    return 1 if snapshot.backend_failures or every_wallet_unreadable else 0
 
 
 def run_status(settings: Settings, *, as_json: bool, out: TextIO | None = None) -> int:

@@ -77,6 +77,7 @@ class TopupDesk:
         self.journal = journal
         self.clock = clock
         self._live: dict[str, LiveTopup] = {}  # wallet id -> this cycle's invoice
+        self._changed = 0  # invoices made or withdrawn by the call under way
 
     @property
     def dry_run(self) -> bool:
@@ -88,9 +89,11 @@ class TopupDesk:
 
     # --- showing ---------------------------------------------------------------------------
 
-    async def show(self, backend: WalletBackend, action: ShowTopup) -> None:
+    async def show(self, backend: WalletBackend, action: ShowTopup) -> int:
         """WARNING with everything needed to pay; at most every reminder interval or on
-        change. The wallet's first store holds the invoice; the others point to it."""
+        change. The wallet's first store holds the invoice; the others point to it. Returns
+        how many invoices were made or withdrawn in Bitcart."""
+        self._changed = 0
         now = self.clock()
         key = f"topup:{action.store_id}"
         state: dict[str, Any] = self.journal.get_state(key) or {}
@@ -98,7 +101,7 @@ class TopupDesk:
         if action.make_invoice and self.settings.create_topup_invoices:
             found = await self._live_invoice(backend, action, now)
             if isinstance(found, str):  # "waiting": a payment is on its way
-                return
+                return self._changed
             live = found
             if live is not None:
                 self._live[action.wallet_id] = live
@@ -116,7 +119,7 @@ class TopupDesk:
                 wallet=action.wallet_id,
                 amount_sat=action.amount_sat,
             )
-            return
+            return self._changed
         log.warning(
             "topup_needed",
             store=action.store_id,
@@ -138,6 +141,7 @@ class TopupDesk:
                 },
                 now=now,
             )
+        return self._changed
 
     def _where(self, action: ShowTopup, live: LiveTopup | None) -> dict[str, Any]:
         if live is None:
@@ -213,6 +217,7 @@ class TopupDesk:
             expiration_minutes=self.settings.topup_invoice_expiration_minutes,
             payment_methods=[action.wallet_id],
         )
+        self._changed += 1
         self.journal.record_event(
             Kind.TOPUP_INVOICE,
             action.wallet_id,
@@ -254,6 +259,7 @@ class TopupDesk:
             log.info("dry_run_invalidate_topup_invoices", wallet=wallet_id, invoices=ids, why=why)
             return
         await backend.invalidate_invoices(ids)
+        self._changed += len(ids)
         for invoice in invoices:
             self.journal.record_event(
                 Kind.TOPUP_INVALIDATED,
@@ -288,12 +294,14 @@ class TopupDesk:
 
     # --- when no top-up is needed ------------------------------------------------------------
 
-    async def retire(self, backend: WalletBackend, wallet_id: str, store_id: str) -> None:
-        """No top-up is needed: the invoice last shown for it must not be paid any more."""
+    async def retire(self, backend: WalletBackend, wallet_id: str, store_id: str) -> int:
+        """No top-up is needed: the invoice last shown for it must not be paid any more.
+        Returns how many invoices were withdrawn."""
+        self._changed = 0
         key = f"topup:{store_id}"
         state: dict[str, Any] = self.journal.get_state(key) or {}
         if not state.get("invoice_id"):
-            return  # nothing live: costs no request in an idle cycle
+            return 0  # nothing live: costs no request in an idle cycle
         now = self.clock()
         pending = [
             i
@@ -306,3 +314,4 @@ class TopupDesk:
         if not self.dry_run:
             self.journal.delete_state(key)
             self._live.pop(wallet_id, None)
+        return self._changed

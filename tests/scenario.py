@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from liquidityhelper.config import Settings, load_settings
-from liquidityhelper.main import Daemon
+from liquidityhelper.main import CycleReport, Daemon
 from liquidityhelper.simulator import Simulator
 from liquidityhelper.wiring import Runtime, build_runtime
 
@@ -42,6 +42,9 @@ class Scenario:
 
     async def cycle(self) -> None:
         await self.daemon.cycle()
+
+    async def cycle_report(self) -> CycleReport:
+        return await self.daemon.cycle()
 
     async def confirm(self, blocks: int = 3) -> None:
         await self.sim.mine(blocks)

@@ -215,3 +215,60 @@ def test_the_image_environment_is_valid_and_turns_health_on(
     assert str(settings.data_dir) == "/data"
     assert probe_url(settings.health_listen) == "http://127.0.0.1:9100/healthz"
     assert 'CMD ["python", "-m", "liquidityhelper.health"]' in (ROOT / "Dockerfile").read_text()
+
+
+async def test_healthz_turns_503_while_bitcart_is_down_and_200_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    """It answered 200 `ok` with the API down for 4 cycles (CRITICAL in the log)."""
+    async with scenario(tmp_path, health_listen="127.0.0.1:0") as sc:
+        server = await started(sc)
+        await sc.cycle()
+        sc.sim.faults.set_rate(1.0, ["502"], target="rest")  # Bitcart's API is down
+        for n in range(1, 4):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+            reply = await get(server, "/healthz")
+            assert reply.status_code == (503 if n >= 3 else 200), (n, reply.text)
+        assert reply.text == "unhealthy: bitcart_unreadable for 3 cycles\n"
+        sc.sim.faults.clear()
+        sc.clock.advance(minutes=5)
+        await sc.cycle()
+        assert (await get(server, "/healthz")).status_code == 200
+
+
+async def test_healthz_turns_503_when_every_wallet_is_unreadable(tmp_path: Path) -> None:
+    """The BTC daemon down: the API answers, every wallet fails; it used to say 200 `ok`."""
+    async with scenario(tmp_path, health_listen="127.0.0.1:0") as sc:
+        server = await started(sc)
+        await fund_and_open(sc)
+        await sc.sim.set_daemon_down(True)
+        for _ in range(3):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        reply = await get(server, "/healthz")
+        assert reply.status_code == 503
+        assert reply.text == "unhealthy: every_wallet_unreadable for 3 cycles\n"
+        assert sc.daemon.last_report is not None
+        assert sc.daemon.last_report.unreadable_wallets == 1
+
+
+async def test_the_cycle_summary_counts_what_was_done(tmp_path: Path) -> None:
+    """`actions=0` was logged even in a cycle that created invoices."""
+    async with scenario(tmp_path) as sc:
+        report = await sc.cycle_report()
+        assert report.actions == 1  # the top-up invoice
+        assert report.unreadable_wallets == 0 and report.wallet_errors == 0
+
+
+async def test_once_exits_1_when_every_wallet_is_unreadable(tmp_path: Path) -> None:
+    """Daemon down or a wrong password: `once` said 0 while it managed nothing."""
+    from liquidityhelper.main import run
+
+    async with scenario(tmp_path) as sc:
+        await sc.cycle()
+        await sc.sim.set_daemon_down(True)
+        settings = sc.settings.model_copy(update={"single_run": True})
+        assert await run(settings) == 1
+        await sc.sim.set_daemon_down(False)
+        assert await run(settings) == 0

@@ -160,18 +160,18 @@ class Story:
             self.topups.append({"sat": sat, "btc": ev["btc"], "invoice": ev.get("invoice")})
             self.say(f"top-up needed: {sat:,} sat ({ev['btc']} BTC), invoiced in the store")
         elif name == "channel_opened":
-            self.say(f"channel opened to {self.alias(str(ev['peer']))} {ev['sats']:,} sat")
+            self.say(f"channel opened to {self.alias(str(ev['peer']))} {ev['amount_sat']:,} sat")
         elif name == "payment_succeeded":
             what = "cashout" if ev.get("kind") == "cashout" else "fee"
-            self.say(f"{what} {ev['sats']:,} sat → {ev['address']}")
+            self.say(f"{what} {ev['amount_sat']:,} sat → {ev['address']}")
         elif name == "payment_failed":  # the daemon steps down or backs off by itself
             what = "cashout" if ev.get("kind") == "cashout" else "fee"
-            self.say(f"{what} of {ev['sats']:,} sat failed ({ev.get('error')})")
+            self.say(f"{what} of {ev['amount_sat']:,} sat failed ({ev.get('error')})")
         elif name == "payment_stepping_down":
-            self.say(f"trying {ev['sats']:,} sat instead")
+            self.say(f"trying {ev['amount_sat']:,} sat instead")
         elif name in PROBLEM_EVENTS:
             detail = " ".join(
-                f"{k}={ev[k]}" for k in ("kind", "sats", "reason", "error") if ev.get(k)
+                f"{k}={ev[k]}" for k in ("kind", "amount_sat", "reason", "error") if ev.get(k)
             )
             self.problems.append(f"{name} {detail}".strip())
             self.say(f"problem: {name} {detail}".strip())

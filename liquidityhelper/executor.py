@@ -115,7 +115,7 @@ class Executor:
             "wallet": entry.wallet_id,
             "entry": entry.id,
             "kind": entry.kind.value,
-            "sats": entry.amount_sat,
+            "amount_sat": entry.amount_sat,
             "payment_hash": entry.payment_hash,
         }
         if result.status is PaymentStatus.SUCCEEDED:
@@ -189,7 +189,7 @@ class Executor:
         fields = {
             "wallet": action.wallet_id,
             "peer": action.pubkey,
-            "sats": action.capacity_sat,
+            "amount_sat": action.capacity_sat,
             "fee_rate": action.fee_rate,
             "reason": action.reason,
         }
@@ -308,7 +308,7 @@ class Executor:
         """
         fields = {"kind": action.kind, "wallet": action.wallet_id, "address": action.address}
         if self.dry_run:
-            log.info("dry_run_payment", sats=action.amount_sat, **fields, **action.numbers)
+            log.info("dry_run_payment", amount_sat=action.amount_sat, **fields, **action.numbers)
             return "dry_run"
         amount = action.amount_sat
         backoff_key = f"backoff:{action.kind}:{action.wallet_id}"
@@ -334,13 +334,13 @@ class Executor:
                     "payment_backing_off",
                     until=until.isoformat(),
                     outcome=outcome,
-                    last_sats=amount,
-                    min_sats=action.min_amount_sat,
+                    last_amount_sat=amount,
+                    min_amount_sat=action.min_amount_sat,
                     **fields,
                 )
                 return outcome
             amount //= 2
-            log.info("payment_stepping_down", sats=amount, **fields)
+            log.info("payment_stepping_down", amount_sat=amount, **fields)
 
     async def _pay_once(
         self, backend: WalletBackend, action: PayLightningAddress, amount: int
@@ -358,7 +358,7 @@ class Executor:
             if amount_msat < pay_request.min_sendable_msat:
                 log.warning(
                     "payment_below_lnurl_minimum",
-                    sats=amount_msat // 1000,
+                    amount_sat=amount_msat // 1000,
                     min_msat=pay_request.min_sendable_msat,
                     **fields,
                 )
@@ -376,7 +376,7 @@ class Executor:
                 "lnurl_refused",
                 reason=exc.reason,
                 error=exc.message,
-                sats=amount,
+                amount_sat=amount,
                 retry_in_seconds=self.settings.cashout_backoff_seconds,
                 **{**exc.details, **fields},
             )
@@ -390,7 +390,7 @@ class Executor:
             log.error(
                 "payment_refused",
                 reason="fee_cap_unenforceable",
-                sats=amount,
+                amount_sat=amount,
                 cap_msat=cap_msat,
                 retry_in_seconds=self.settings.cashout_backoff_seconds,
                 **fields,
@@ -422,14 +422,14 @@ class Executor:
                     "payment_refused",
                     reason="payment_label_failed",
                     error=str(exc),
-                    sats=amount,
+                    amount_sat=amount,
                     **fields,
                 )
                 return "refused"
             log.warning("payment_label_failed", error=str(exc), **fields)
         log.info(
             "payment_sending",
-            sats=amount,
+            amount_sat=amount,
             fee_cap_msat=cap_msat,
             entry=entry.id,
             payment_hash=invoice.payment_hash,
@@ -445,14 +445,16 @@ class Executor:
                 "payment_outcome_unknown",
                 entry=entry.id,
                 error=str(exc) or "timeout",
-                sats=amount,
+                amount_sat=amount,
                 **fields,
             )
             return "pending"
         except WalletError as exc:
             # The daemon refused the invoice outright; nothing left the wallet.
             self.journal.finish(entry.id, Status.FAILED, now=self.clock(), detail=str(exc)[:500])
-            log.warning("payment_failed", entry=entry.id, sats=amount, error=str(exc), **fields)
+            log.warning(
+                "payment_failed", entry=entry.id, amount_sat=amount, error=str(exc), **fields
+            )
             return "failed"
         if result.status is PaymentStatus.SUCCEEDED:
             self.journal.finish(
@@ -465,7 +467,11 @@ class Executor:
                 log.info("payee_pinned", address=action.address, payee=invoice.payee_pubkey)
             self.peers.learn_payee(action.address, invoice.payee_pubkey, self.clock())
             log.info(
-                "payment_succeeded", entry=entry.id, sats=amount, fee_msat=result.fee_msat, **fields
+                "payment_succeeded",
+                entry=entry.id,
+                amount_sat=amount,
+                fee_msat=result.fee_msat,
+                **fields,
             )
             return "succeeded"
         if result.status is PaymentStatus.FAILED:
@@ -473,13 +479,13 @@ class Executor:
                 entry.id, Status.FAILED, now=self.clock(), detail=result.detail[:500]
             )
             log.warning(
-                "payment_failed", entry=entry.id, sats=amount, error=result.detail, **fields
+                "payment_failed", entry=entry.id, amount_sat=amount, error=result.detail, **fields
             )
             return "failed"
         log.warning(
             "payment_outcome_unknown",
             entry=entry.id,
-            sats=amount,
+            amount_sat=amount,
             status=result.status.value,
             **fields,
         )

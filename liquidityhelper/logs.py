@@ -11,12 +11,14 @@ Every money decision is one event carrying its numbers: sats, wallet, store, rea
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import EventDict
 
 # Keys whose values are never shown, whatever they hold.
 _SECRET_KEY = re.compile(
@@ -64,22 +66,63 @@ def scrub_secrets(
     return event_dict
 
 
+def drop_none(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """A field that is not known is left out, not written as ``None``."""
+    return {k: v for k, v in event_dict.items() if v is not None}
+
+
+def event_and_reason_first(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    """What happened and why lead the line; the numbers follow."""
+    head = {k: event_dict[k] for k in ("event", "reason") if k in event_dict}
+    return {**head, **{k: v for k, v in event_dict.items() if k not in head}}
+
+
+# syslog priorities for journald's "<N>" line prefix (sd-daemon(3)).
+_PRIORITY = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+
+
+class JournaldLines:
+    """Prefix each rendered line with its syslog priority, so ``journalctl -p warning`` works."""
+
+    def __init__(self, renderer: Any) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: Any, method: str, event_dict: EventDict) -> str:
+        level = str(event_dict.get("level", method)).lower()
+        return f"<{_PRIORITY.get(level, 6)}>{self.renderer(logger, method, event_dict)}"
+
+
+def under_journald(environ: dict[str, str] | None = None) -> bool:
+    """systemd sets JOURNAL_STREAM when stdout/stderr go to the journal."""
+    return bool((os.environ if environ is None else environ).get("JOURNAL_STREAM"))
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Configure structlog once for the process. Logs go to stderr unless a stream is given."""
+    """Configure structlog once for the process. Logs go to stderr unless a stream is given.
+
+    Under journald (``JOURNAL_STREAM``) each line carries its priority and no timestamp of
+    its own: the journal stamps every line already.
+    """
     stream = stream if stream is not None else sys.stderr
+    journald = under_journald()
     use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        structlog.dev.ConsoleRenderer(colors=stream.isatty() and not journald, sort_keys=False)
         if use_console
         else structlog.processors.JSONRenderer(sort_keys=False)
     )
+    if journald:
+        renderer = JournaldLines(renderer)
+    stamp = [] if journald else [structlog.processors.TimeStamper(fmt="iso", utc=True)]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *stamp,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            drop_none,
+            event_and_reason_first,
             scrub_secrets,  # last before rendering, so exception text is scrubbed too
             renderer,
         ],

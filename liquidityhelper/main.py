@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import structlog
 
+from liquidityhelper import __version__
 from liquidityhelper import common_functions as cf
 from liquidityhelper.actions import (
     Decision,
@@ -45,7 +46,13 @@ from liquidityhelper.snapshot import (
     managed_wallets_of,
 )
 from liquidityhelper.topups import TopupDesk
-from liquidityhelper.wallet.base import LightningMode, WalletBackend, WalletError, WalletInfo
+from liquidityhelper.wallet.base import (
+    AuthError,
+    LightningMode,
+    WalletBackend,
+    WalletError,
+    WalletInfo,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -210,7 +217,8 @@ class Daemon:
         )
 
     def _watch_reachability(self, snapshot: CycleSnapshot) -> None:
-        if self.backends and len(snapshot.backend_failures) == len(self.backends):
+        auth = [i for i, why in snapshot.backend_failures.items() if why.startswith("auth:")]
+        if self.backends and len(snapshot.backend_failures) == len(self.backends) and not auth:
             self.failed_cycles += 1
             level = (
                 log.critical if self.failed_cycles >= CRITICAL_AFTER_FAILED_CYCLES else log.error
@@ -232,6 +240,16 @@ class Daemon:
         for index, backend in enumerate(self.backends):
             try:
                 await self._fetch_backend(index, backend, snap)
+            except AuthError as exc:
+                self.metrics.error(exc)
+                snap.backend_failures[index] = f"auth: {exc}"
+                # Not an outage: the token is wrong or lacks its scope. Retrying cannot help.
+                log.error(
+                    "bitcart_auth_failed",
+                    backend=index,
+                    error=str(exc),
+                    how="check the API token (a full_control token of the merchant user)",
+                )
             except WalletError as exc:
                 self.metrics.error(exc)
                 snap.backend_failures[index] = str(exc)
@@ -378,7 +396,7 @@ class Daemon:
                     {
                         "entry": pending[0].id,
                         "kind": pending[0].kind.value,
-                        "sats": pending[0].amount_sat,
+                        "amount_sat": pending[0].amount_sat,
                     },
                 )
             )
@@ -615,6 +633,8 @@ async def run(settings: Settings) -> int:
         await runtime.start_health(daemon)
         log.info(
             "started",
+            version=__version__,
+            data_dir=str(settings.data_dir),
             wallets_name=settings.wallet_name,
             dry_run=settings.dry_run,
             single_run=settings.single_run,

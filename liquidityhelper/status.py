@@ -64,7 +64,7 @@ def _entry(e: Entry | None) -> dict[str, Any] | None:
     return {
         "id": e.id,
         "kind": e.kind.value,
-        "sats": e.amount_sat,
+        "amount_sat": e.amount_sat,
         "status": e.status.value,
         "to": e.destination,
         "at": e.updated_at.astimezone(UTC).isoformat(timespec="seconds"),
@@ -242,7 +242,7 @@ def _when(iso: str) -> str:
 def _payment(e: dict[str, Any] | None) -> str:
     if e is None:
         return "none"
-    return f"{_sat(e['sats'])} {e['status']} {_when(e['at'])} -> {e['to']}"
+    return f"{_sat(e['amount_sat'])} {e['status']} {_when(e['at'])} -> {e['to']}"
 
 
 def _wallet_rows(st: WalletStatus) -> list[tuple[str, str]]:
@@ -290,7 +290,8 @@ def _wallet_rows(st: WalletStatus) -> list[tuple[str, str]]:
         ("last fee", _payment(st.last_fee_payment)),
         (
             "unfinished",
-            ", ".join(f"{e['kind']} #{e['id']} {_sat(e['sats'])}" for e in st.in_flight) or "none",
+            ", ".join(f"{e['kind']} #{e['id']} {_sat(e['amount_sat'])}" for e in st.in_flight)
+            or "none",
         ),
         ("next open", st.reasons.get("channel_opening", "")),
         ("next cashout", st.reasons.get("cashouts", "")),

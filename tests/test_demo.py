@@ -74,7 +74,7 @@ def test_demo_json_is_one_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     [wallet] = doc["final_status"]["wallets"]
     assert wallet["live_channels"] == 2
     assert wallet["inbound_sat"] >= wallet["target_inbound_sat"]
-    assert wallet["last_fee_payment"]["sats"] == doc["fee_payments"][0]["sat"]
+    assert wallet["last_fee_payment"]["amount_sat"] == doc["fee_payments"][0]["sat"]
     assert wallet["in_flight"] == []
 
 

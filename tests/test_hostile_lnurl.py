@@ -143,7 +143,9 @@ async def run_case(
     assert [(e["event"], e.get("reason")) for e in loud] == [("lnurl_refused", case.reason)]
     line = loud[0]
     assert line["address"] == address and line["wallet"] == sc.wallet_id
-    assert line["sats"] > 0 and line["retry_in_seconds"] == sc.settings.cashout_backoff_seconds
+    assert (
+        line["amount_sat"] > 0 and line["retry_in_seconds"] == sc.settings.cashout_backoff_seconds
+    )
     assert len(sc.sim.payments) == attempts  # the wallet was never asked to pay
     assert len(sc.daemon.journal.entries()) == entries
     assert sc.daemon.journal.pending() == []

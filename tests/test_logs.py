@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 import structlog
@@ -57,3 +58,58 @@ def test_level_filter(stream: io.StringIO) -> None:
     log.info("quiet")
     log.warning("loud")
     assert "quiet" not in stream.getvalue() and "loud" in stream.getvalue()
+
+
+def test_event_and_reason_lead_and_none_is_left_out(stream: io.StringIO) -> None:
+    structlog.get_logger("t").info(
+        "nothing_to_do", section="cashouts", wallet="w1", store=None, reason="goal_met", n=3
+    )
+    text = stream.getvalue().strip()
+    assert text.startswith('{"event": "nothing_to_do", "reason": "goal_met"')
+    assert "store" not in json.loads(text) and "None" not in text and "null" not in text
+
+
+def test_under_journald_each_line_has_its_priority_and_no_timestamp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`journalctl -p warning` showed nothing, and every line carried a second timestamp."""
+    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    out = io.StringIO()
+    logs.configure_logging("DEBUG", "console", stream=out)
+    log = structlog.get_logger("t")
+    log.warning("topup_needed", amount_sat=5)
+    log.info("cycle_done")
+    log.error("channel_open_failed")
+    lines = out.getvalue().splitlines()
+    assert [x[:3] for x in lines] == ["<4>", "<6>", "<3>"]
+    assert not any("20" + "26-" in x for x in lines)  # no ISO timestamp of our own
+
+
+async def test_a_wrong_token_is_an_auth_failure_not_an_outage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.scenario import scenario
+
+    logs.configure_logging("INFO", "json")
+    async with scenario(tmp_path, api_token="not-a-token") as sc:
+        await sc.cycle()
+    err = capsys.readouterr().err
+    assert "bitcart_auth_failed" in err and "bitcart_unreachable" not in err
+
+
+async def test_the_start_line_names_the_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import liquidityhelper
+    from liquidityhelper.main import run
+    from tests.scenario import scenario
+
+    logs.configure_logging("INFO", "json")
+    async with scenario(tmp_path) as sc:
+        await run(sc.settings.model_copy(update={"single_run": True}))
+    started = [
+        json.loads(x)
+        for x in capsys.readouterr().err.splitlines()
+        if x.startswith('{"event": "started"')
+    ]
+    assert started and started[0]["version"] == liquidityhelper.__version__

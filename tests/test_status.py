@@ -117,7 +117,7 @@ async def test_json_is_parseable_and_agrees_with_the_simulator(tmp_path: Path) -
         assert w["inbound_sat"] >= w["target_inbound_sat"] == 100_000
         assert w["topup_sat"] == 0
         [cashout] = sc.daemon.journal.entries(sc.wallet_id, Kind.CASHOUT)
-        assert w["last_cashout"]["sats"] == cashout.amount_sat
+        assert w["last_cashout"]["amount_sat"] == cashout.amount_sat
         assert w["last_cashout"]["status"] == "succeeded"
         assert w["last_fee_payment"] is None
         assert w["in_flight"] == []

@@ -215,7 +215,7 @@ class BitcartWallet:
         except LightningUnsupportedError:
             return []  # a wallet without Lightning has no channels: [] is the truth
         except (TransientError, DaemonError, AuthError, BadReplyError) as e:
-            log.warning("channels_unavailable", wallet_id=wallet_id, reason=type(e).__name__)
+            log.warning("channels_unavailable", wallet=wallet_id, reason=type(e).__name__)
             raise ChannelsUnavailableError(
                 f"Bitcart listed no channels for wallet {wallet_id} and the daemon cannot "
                 f"confirm it: {e}"
@@ -223,7 +223,7 @@ class BitcartWallet:
         channels = parsing.parse_channels(rows)
         if channels:
             log.warning(
-                "channels_rest_empty_daemon_has_rows", wallet_id=wallet_id, count=len(channels)
+                "channels_rest_empty_daemon_has_rows", wallet=wallet_id, count=len(channels)
             )
         return channels
 
@@ -265,17 +265,17 @@ class BitcartWallet:
         if isinstance(amount_sat, bool) or not isinstance(amount_sat, int) or amount_sat <= 0:
             raise ValueError(f"amount_sat must be a positive int, got {amount_sat!r}")
         amount_btc = parsing.sats_to_btc_str(amount_sat)  # btc wallets take BTC here
-        log.info("channel_open_sent", wallet_id=wallet_id, amount_sat=amount_sat)
+        log.info("channel_open_sent", wallet=wallet_id, amount_sat=amount_sat)
         point = parsing.parse_channel_point(
             await self._api.open_channel(wallet_id, conn, amount_btc)
         )
-        log.info("channel_open_accepted", wallet_id=wallet_id, amount_sat=amount_sat, point=point)
+        log.info("channel_open_accepted", wallet=wallet_id, amount_sat=amount_sat, point=point)
         return point
 
     async def close_channel(self, wallet_id: str, channel_point: str, force: bool = False) -> str:
         if not _CHANNEL_POINT.match(channel_point.strip()):
             raise ValueError(f"not a channel point (txid:vout): {channel_point[:100]!r}")
-        log.info("channel_close_sent", wallet_id=wallet_id, point=channel_point, force=force)
+        log.info("channel_close_sent", wallet=wallet_id, point=channel_point, force=force)
         return parsing.parse_txid(
             await self._api.close_channel(wallet_id, channel_point.strip(), force)
         )
@@ -302,7 +302,7 @@ class BitcartWallet:
             result = await self._with_fee(wallet_id, result)
         log.info(
             "lnpay_result",
-            wallet_id=wallet_id,
+            wallet=wallet_id,
             payment_hash=result.payment_hash,
             status=str(result.status),
             fee_msat=result.fee_msat,
@@ -356,7 +356,7 @@ class BitcartWallet:
         if known.status in (PaymentStatus.SUCCEEDED, PaymentStatus.PENDING):
             log.warning(
                 "lnpay_refused_but_known",
-                wallet_id=wallet_id,
+                wallet=wallet_id,
                 payment_hash=known.payment_hash,
                 status=str(known.status),
             )
@@ -457,8 +457,8 @@ class BitcartWallet:
         if invoice.currency != "BTC" or not parsing.price_equals(invoice.price, price):
             log.error(
                 "invoice_echo_mismatch",
-                store_id=store_id,
-                invoice_id=invoice.id,
+                store=store_id,
+                invoice=invoice.id,
                 asked_sat=amount_sat,
                 got_price=invoice.price,
                 got_currency=invoice.currency,
@@ -467,7 +467,7 @@ class BitcartWallet:
                 f"Bitcart created invoice {invoice.id} for {invoice.price} {invoice.currency} "
                 f"when {price} BTC was asked: do not show it"
             )
-        log.info("invoice_created", store_id=store_id, invoice_id=invoice.id, sats=amount_sat)
+        log.info("invoice_created", store=store_id, invoice=invoice.id, amount_sat=amount_sat)
         return invoice
 
     async def invalidate_invoices(self, invoice_ids: list[str]) -> None:
@@ -476,7 +476,7 @@ class BitcartWallet:
         answer = await self._api.batch_invoices(invoice_ids, "mark_invalid")
         if answer is not True:
             raise BadReplyError(f"Bitcart answered {answer!r} to mark_invalid, not true")
-        log.info("invoices_invalidated", invoice_ids=invoice_ids)
+        log.info("invoices_invalidated", invoices=invoice_ids)
 
     async def list_store_invoices(
         self,
@@ -508,7 +508,7 @@ class BitcartWallet:
         ]
         if len(kept) != len(invoices):
             log.warning(
-                "invoice_filter_ignored", store_id=store_id, got=len(invoices), kept=len(kept)
+                "invoice_filter_ignored", store=store_id, got=len(invoices), kept=len(kept)
             )
         return kept
 
@@ -528,14 +528,14 @@ class BitcartWallet:
         if info.key != seed:
             self._keys[info.id] = seed
             info = WalletInfo(info.id, info.name, info.currency, info.lightning_enabled, key=seed)
-        log.info("wallet_created", wallet_id=info.id, store_id=store_id)
+        log.info("wallet_created", wallet=info.id, store=store_id)
         try:
             updated = parsing.parse_store(
                 await self._api.update_store(store_id, {"wallets": [*store.wallet_ids, info.id]})
             )
         except WalletError as e:
             # The wallet exists (Bitcart keeps its key); attaching can be retried by hand.
-            log.error("wallet_attach_failed", wallet_id=info.id, store_id=store_id, error=str(e))
+            log.error("wallet_attach_failed", wallet=info.id, store=store_id, error=str(e))
             raise
         if info.id not in updated.wallet_ids:
             raise BadReplyError(

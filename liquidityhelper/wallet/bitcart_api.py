@@ -135,12 +135,13 @@ async def send(
         return isinstance(exc, _Retryable) and (idempotent or not exc.sent)
 
     def before_sleep(state: RetryCallState) -> None:
+        # Retries are routine: DEBUG. One WARNING when the call gives up, below.
         exc = state.outcome.exception() if state.outcome else None
-        log.warning(
+        log.debug(
             "http_retry",
+            reason=getattr(exc, "reason", str(exc)),
             call=what,
             attempt=state.attempt_number,
-            reason=getattr(exc, "reason", str(exc)),
         )
 
     try:
@@ -154,6 +155,13 @@ async def send(
             with attempt_state:
                 return await attempt()
     except _Retryable as e:
+        log.warning(
+            "http_gave_up",
+            reason=e.reason,
+            call=what,
+            url=_without_secrets(str(url)),
+            attempts=max(1, policy.attempts),
+        )
         if e.sent and not idempotent:
             raise TransientError(
                 f"{what}: {e.reason} after the request may have been received; not retried "
@@ -161,6 +169,13 @@ async def send(
             ) from None
         raise TransientError(f"{what}: {e.reason} (gave up after retries)") from None
     raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying always ends above
+
+
+def _without_secrets(url: str) -> str:
+    """The URL to name in a log line: scheme, host, port and path; never userinfo or query."""
+    parsed = httpx.URL(url)
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
 
 
 class BitcartAPI:

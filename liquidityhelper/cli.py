@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     forget.add_argument("address")
 
+    pause = sub.add_parser(
+        "pause", parents=[common], help="stop every action for a store or wallet (by id)"
+    )
+    pause.add_argument("target", metavar="STORE_OR_WALLET_ID")
+    resume = sub.add_parser("resume", parents=[common], help="undo pause")
+    resume.add_argument("target", metavar="STORE_OR_WALLET_ID")
+    sub.add_parser("retry", parents=[common], help="end every back-off: the next cycle tries now")
+
     demo = sub.add_parser(
         "demo", parents=[common], help="run the daemon against a simulated Bitcart, sped up"
     )
@@ -140,6 +148,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from liquidityhelper.status import run_status
 
         return run_status(settings, as_json=args.json)
+    if args.command in ("pause", "resume", "retry"):
+        from liquidityhelper.controls import run_control
+
+        return run_control(settings, args.command, getattr(args, "target", None))
     if args.command == "payees":
         from liquidityhelper.payees import run_payees
 

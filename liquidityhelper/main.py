@@ -27,6 +27,7 @@ from liquidityhelper.actions import (
     Skip,
 )
 from liquidityhelper.config import Settings
+from liquidityhelper.controls import paused
 from liquidityhelper.datadir import DataDirBusyError, DataDirLock
 from liquidityhelper.decisions.liquidity import plan_liquidity
 from liquidityhelper.decisions.opening import Candidate, assign_peers, wanted_channels
@@ -369,6 +370,10 @@ class Daemon:
             if self.stopping:
                 return
             snap = snapshot.wallets[wallet_id]
+            held = paused(self.journal, (wallet_id, *snap.store_ids))
+            if held:
+                self._skip(Skip(section, wallet_id, "paused", {"paused": ",".join(sorted(held))}))
+                continue
             try:
                 report.actions += await fn(snap, self.backends[snap.backend_index])
             except Exception as exc:  # one wallet never stops the others

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from liquidityhelper import common_functions as cf
 from liquidityhelper.actions import Decision, OpenChannel, PayLightningAddress, Skip
 from liquidityhelper.config import Settings
+from liquidityhelper.controls import paused
 from liquidityhelper.decisions.liquidity import plan_liquidity
 from liquidityhelper.decisions.opening import decide_opening
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
@@ -106,6 +107,10 @@ async def _reasons(daemon: Daemon, snap: WalletSnapshot, now: datetime) -> dict[
     """What each section would do now, checked in the order and with the guards of the loop."""
     s = daemon.settings
     plan = plan_liquidity(snap, s)
+    held = paused(daemon.journal, (snap.wallet_id, *snap.store_ids))
+    if held:
+        why = "paused " + ", ".join(f"{k} since {v[:16]}" for k, v in sorted(held.items()))
+        return dict.fromkeys(("channel_opening", "topups", "cashouts", "fee_payments"), why)
     pending = daemon.journal.pending(snap.wallet_id)
     if pending:
         busy = f"action_in_flight entry={pending[0].id} kind={pending[0].kind.value}"

@@ -1,0 +1,80 @@
+"""Issue 12's cases through the real daemon against the simulator: the loop plans only
+liquidity it can create, and blames only who is at fault."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from liquidityhelper.config import ConfigError, load_settings
+from liquidityhelper.journal import Kind
+from tests.scenario import scenario
+from tests.test_scenarios import fund_and_open
+
+
+async def test_no_cashout_address_opens_nothing_and_asks_nothing(tmp_path: Path) -> None:
+    """Case 1: nothing would push a new channel's balance out, so it would give no inbound;
+    the old loop opened 8 channels in 8 cycles (gossip) or asked three top-ups."""
+    async with scenario(tmp_path, cashout=False) as sc:
+        sc.sim.fund_wallet(sc.wallet_id, 2_000_000)
+        await sc.sim.mine(1)
+        for _ in range(4):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+            await sc.sim.mine(3)
+        assert sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN) == []
+        assert await sc.runtime.backends[0].list_store_invoices(sc.store_id) == []
+
+
+def test_an_unreachable_per_channel_goal_is_refused_naming_both_keys() -> None:
+    """Case 4: 5,000,000 per channel with 5,000,000-sat channels kept opening 5M channels."""
+    with pytest.raises(ConfigError) as err:
+        load_settings(min_inbound_liquidity_per_channel=5_000_000, max_channel_size=5_000_000)
+    text = str(err.value)
+    assert "min_inbound_liquidity_per_channel" in text and "max_channel_size" in text
+    assert len(text.splitlines()) == 1
+
+
+async def test_every_peer_offline_at_once_is_our_outage(tmp_path: Path) -> None:
+    """Case 5: 12 days of 'our node offline 3 h in every 5' closed and blacklisted both good
+    trampolines; an hour in which every peer is offline must not cost them uptime."""
+    async with scenario(tmp_path) as sc:
+        await fund_and_open(sc)
+        await sc.cycle()
+        peers = {c.peer_pubkey for c in sc.sim.channels(sc.wallet_id)}
+        await sc.sim.set_daemon_down(True)  # our own node: the channels read DISCONNECTED
+        await sc.sim.restart_daemon()  # back, but every peer still reconnecting
+        for _ in range(3):
+            sc.clock.advance(seconds=1)
+            await sc.cycle()
+        window, now = timedelta(days=7), sc.clock.now
+        for peer in peers:
+            stats = sc.runtime.nodes.uptime_stats(peer, window, now)
+            assert stats.samples == stats.online, (peer, stats)
+
+
+async def test_no_top_up_while_no_peer_can_take_a_channel(tmp_path: Path) -> None:
+    """Case 7: on regtest or a fresh install with an empty node database a top-up could never
+    become a channel."""
+    async with scenario(tmp_path) as sc:
+        sc.runtime.nodes.conn.execute("DELETE FROM nodes")
+        sc.runtime.nodes.conn.commit()
+        await sc.cycle()
+        assert await sc.runtime.backends[0].list_store_invoices(sc.store_id) == []
+
+
+async def test_top_ups_are_priced_at_the_ceiling_when_the_estimate_is_above_it(
+    tmp_path: Path,
+) -> None:
+    """Case 7: at 60 sat/vB with a 30 ceiling it asked 29 % more than the ceiling needs."""
+    async with scenario(tmp_path, max_onchain_fee_rate=30) as sc:
+        sc.sim.set_fee_rate(60)
+        await sc.cycle()
+        at_60 = sc.daemon.journal.entries(sc.wallet_id, Kind.TOPUP_INVOICE)[0].amount_sat
+    async with scenario(tmp_path / "b", max_onchain_fee_rate=30) as sc:
+        sc.sim.set_fee_rate(30)
+        await sc.cycle()
+        at_30 = sc.daemon.journal.entries(sc.wallet_id, Kind.TOPUP_INVOICE)[0].amount_sat
+    assert at_60 == at_30

@@ -11,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE /src/
 COPY liquidityhelper /src/liquidityhelper
 RUN pip install /src && rm -rf /src
 
@@ -33,5 +33,6 @@ USER liquidityhelper
 HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
     CMD ["python", "-m", "liquidityhelper.health"]
 
-ENTRYPOINT ["liquidityhelper"]
+COPY --chmod=755 deploy/docker-entrypoint.sh /usr/local/bin/liquidityhelper-entrypoint
+ENTRYPOINT ["liquidityhelper-entrypoint"]
 CMD ["run"]

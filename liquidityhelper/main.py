@@ -189,16 +189,25 @@ class Daemon:
         self.metrics.last_cycle_finished = report.finished
         self.metrics.last_cycle_seconds = (report.finished - report.started).total_seconds()
         gauges = {}
+        channels: dict[str, dict[str, int]] = {}
         for wallet_id, snap in snapshot.wallets.items():
             plan = plan_liquidity(snap, self.settings)
             gauges[wallet_id] = WalletGauges(
                 plan.inbound_sat, plan.target_sat, plan.topup_sat, snap.inbound_now_sat
             )
+            by_state = channels[wallet_id] = {}
+            for channel in snap.channels:
+                by_state[channel.state.value] = by_state.get(channel.state.value, 0) + 1
         if snapshot.backend_failures:
             # Keep the last known figures of wallets we could not read this time.
             self.metrics.wallets.update(gauges)
+            self.metrics.channels.update(channels)
         else:
             self.metrics.wallets = gauges
+            self.metrics.channels = channels
+        self.metrics.backends_reachable = {
+            index: index not in snapshot.backend_failures for index in range(len(self.backends))
+        }
 
     def _warn_if_journal_is_new(self, snapshot: CycleSnapshot) -> None:
         """A journal created now beside wallets that already have channels: the data

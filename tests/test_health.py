@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from liquidityhelper import __version__
 from liquidityhelper.config import CONFIG_ENV, Settings, load_settings
 from liquidityhelper.health import (
     START_GRACE,
@@ -95,6 +96,10 @@ async def test_metrics_carry_the_wallet_figures(tmp_path: Path) -> None:
         assert m["liquidityhelper_last_cycle_timestamp_seconds"] == pytest.approx(
             sc.clock.now.timestamp(), abs=1
         )
+        assert m[f'liquidityhelper_build_info{{version="{__version__}"}}'] == 1
+        assert m['liquidityhelper_bitcart_reachable{backend="0"}'] == 1
+        assert m[f'liquidityhelper_channels{{state="open",wallet="{sc.wallet_id}"}}'] == 0
+        assert m["process_resident_memory_bytes"] > 0
 
         await fund_and_open(sc)
         await sc.cycle()  # the first cashout
@@ -103,6 +108,7 @@ async def test_metrics_carry_the_wallet_figures(tmp_path: Path) -> None:
         assert m[f"liquidityhelper_topup_needed_sats{label}"] == 0
         assert m[f"liquidityhelper_inbound_sats{label}"] >= 100_000
         assert not any(k.startswith("liquidityhelper_api_errors_total") for k in m)
+        assert m[f'liquidityhelper_channels{{state="open",wallet="{sc.wallet_id}"}}'] >= 1
 
         sc.sim.faults.set_rate(1.0, kinds=["503"], target="rest")
         await sc.cycle()  # Bitcart down: counted by kind
@@ -110,6 +116,9 @@ async def test_metrics_carry_the_wallet_figures(tmp_path: Path) -> None:
         m = samples((await get(server, "/metrics")).text)
         errors = {k: v for k, v in m.items() if k.startswith("liquidityhelper_api_errors_total")}
         assert errors and all(v > 0 for v in errors.values())
+        assert m['liquidityhelper_bitcart_reachable{backend="0"}'] == 0
+        # The wallet's last known figures stay while Bitcart cannot be read.
+        assert m[f'liquidityhelper_channels{{state="open",wallet="{sc.wallet_id}"}}'] >= 1
 
 
 def test_metrics_escape_label_values() -> None:
@@ -118,6 +127,18 @@ def test_metrics_escape_label_values() -> None:
     text = metrics.render()
     assert 'liquidityhelper_inbound_sats{wallet="a\\"b\\\\c"} 1' in text
     assert 'liquidityhelper_api_errors_total{kind="Weird\\nKind"} 1' in text
+
+
+def test_metrics_are_per_daemon_and_list_every_channel_state() -> None:
+    first, second = Metrics(), Metrics()  # each its own registry: no duplicate-name error
+    first.channels = {"w": {"open": 2}}
+    first.backends_reachable = {0: True, 1: False}
+    m, other = samples(first.render()), samples(second.render())
+    assert m['liquidityhelper_channels{state="open",wallet="w"}'] == 2
+    assert m['liquidityhelper_channels{state="opening",wallet="w"}'] == 0
+    assert m['liquidityhelper_bitcart_reachable{backend="1"}'] == 0
+    assert not any(k.startswith("liquidityhelper_channels") for k in other)
+    assert "process_cpu_seconds_total" in other
 
 
 async def test_probe_for_the_healthcheck(tmp_path: Path) -> None:

@@ -53,6 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", parents=[common], help="per store and wallet, at a glance")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    history = sub.add_parser(
+        "history", parents=[common], help="every journaled action, newest first (read-only)"
+    )
+    history.add_argument("--since", type=_since, metavar="DATE", help="2026-11-01, or 30d")
+    which = history.add_mutually_exclusive_group()
+    which.add_argument("--wallet", metavar="ID", help="only this wallet")
+    which.add_argument("--store", metavar="ID", help="only the wallet(s) of this store")
+    history.add_argument("--json", action="store_true", help="a JSON list of objects")
+    report = sub.add_parser(
+        "report", parents=[common], help="what liquidity cost and bought, per wallet and total"
+    )
+    report.add_argument(
+        "--since", type=_since, metavar="DATE", help="2026-11-01, or 30d (default: everything)"
+    )
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+
     config = sub.add_parser("config", parents=[common], help="settings")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
     config_sub.add_parser(
@@ -91,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print a machine summary at the end")
     return parser
+
+
+def _since(text: str) -> Any:
+    from liquidityhelper.history import parse_since
+
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -148,6 +173,16 @@ def _main(argv: Sequence[str] | None) -> int:
         from liquidityhelper.status import run_status
 
         return run_status(settings, as_json=args.json)
+    if args.command == "history":
+        from liquidityhelper.history import run_history
+
+        return run_history(
+            settings, since=args.since, wallet=args.wallet, store=args.store, as_json=args.json
+        )
+    if args.command == "report":
+        from liquidityhelper.report import run_report
+
+        return run_report(settings, since=args.since, as_json=args.json)
     if args.command in ("pause", "resume", "retry"):
         from liquidityhelper.controls import run_control
 

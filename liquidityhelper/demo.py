@@ -36,6 +36,8 @@ from liquidityhelper.config import ENV_PREFIX, Settings
 from liquidityhelper.journal import Journal, Kind, Status
 from liquidityhelper.logs import configure_logging
 from liquidityhelper.main import CycleReport, Daemon
+from liquidityhelper.report import Report, collect_report
+from liquidityhelper.report import render_text as render_report
 from liquidityhelper.simulator import SimConfig, SimError, Simulator
 from liquidityhelper.snapshot import CycleSnapshot
 from liquidityhelper.status import collect, render_text, status_document, wrap
@@ -117,6 +119,10 @@ class DemoResult:
     simulated_minutes: int = 0
     seconds: float = 0.0
     final_status: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)  # what `report --json` shows
+    # The simulator's own books at the end, to check the report against: what it holds for
+    # the wallet, what reached each lightning address, the routing fees its network took.
+    simulator_books: dict[str, int] = field(default_factory=dict)
 
 
 class Story:
@@ -297,6 +303,46 @@ def _payments(journal: Journal, kind: Kind) -> list[dict[str, Any]]:
     ]
 
 
+LIVE_SIM_STATES = frozenset({"PREOPENING", "OPENING", "FUNDED", "OPEN"})
+
+
+def simulator_books(
+    sim: Simulator, wallet_id: str, merchant: str, operator: str, topups_paid_sat: int
+) -> dict[str, int]:
+    """The simulator's truth about the demo's wallet, exact (msat where Lightning has them)."""
+    balance = sim.balance(wallet_id)
+    local = sum(c.local_msat for c in sim.channels(wallet_id) if c.state.value in LIVE_SIM_STATES)
+    key = sim.wallet_key(wallet_id)
+    mine = [p for p in sim.payments if p.wallet_key == key and p.status == 3]
+    return {
+        "topups_paid_sat": topups_paid_sat,
+        "onchain_sat": balance["confirmed"] + balance["unconfirmed"],
+        "channels_local_msat": local,
+        "held_msat": (balance["confirmed"] + balance["unconfirmed"]) * 1000 + local,
+        "to_merchant_msat": sim.received_by_address(merchant),
+        "to_operator_msat": sim.received_by_address(operator),
+        "routing_fees_msat": sum(p.fee_msat for p in mine),
+    }
+
+
+def books_line(report: Report, books: dict[str, int]) -> tuple[bool, str]:
+    """Does every sat the report counts in equal every sat out plus what the simulator says
+    the wallet holds, to the msat? And the sentence saying so."""
+    total = report.total
+    balanced = total.sats_in * 1000 == total.sats_out_msat + books["held_msat"]
+    out = (total.sats_out_msat + 500) // 1000
+    if balanced:
+        return True, (
+            f"every sat accounted for: {total.sats_in:,} sat in = {out:,} sat out "
+            f"+ {total.sats_in - out:,} sat held"
+        )
+    held = books["held_msat"] / 1000
+    return False, (
+        f"books do not balance: {total.sats_in:,} sat in, {total.sats_out_msat / 1000:,} sat "
+        f"out, {held:,} sat held"
+    )
+
+
 def _channels(journal: Journal, story: Story) -> list[dict[str, Any]]:
     out = []
     for e in journal.entries(kind=Kind.CHANNEL_OPEN):
@@ -322,7 +368,7 @@ async def run_demo_async(story: Story, clock: DemoClock) -> DemoResult:
             story.aliases = {n.pubkey: n.alias for n in sim.network_nodes}
             token = sim.create_user("merchant@demo.invalid")
             store_id = sim.create_store(token, STORE_NAME, "USD")
-            sim.create_wallet(token, WALLET_NAME, store_ids=[store_id])
+            wallet_id = sim.create_wallet(token, WALLET_NAME, store_ids=[store_id])
             merchant = sim.add_lightning_address("merchant")
             await sim.add_lnurl_server("operator")
             operator = sim.add_lightning_address("fees", server="operator")
@@ -339,15 +385,29 @@ async def run_demo_async(story: Story, clock: DemoClock) -> DemoResult:
                 demo = _Demo(sim, daemon, clock, story)
                 result.customer_payments_sat = await demo.play(store_id)
                 statuses, snapshot = await collect(daemon)
+                report = await collect_report(
+                    rt.backends, rt.journal, settings, since=None, now=clock()
+                )
                 result.cycles = demo.cycles
                 result.channels = _channels(rt.journal, story)
                 result.cashouts = _payments(rt.journal, Kind.CASHOUT)
                 result.fee_payments = _payments(rt.journal, Kind.FEE_PAYMENT)
                 unfinished = rt.journal.pending()
             result.final_status = status_document(statuses, snapshot)
+            result.report = report.document()
+            paid = sum(t["sat"] for t in story.topups[-1:])  # the merchant paid the last one
+            result.simulator_books = simulator_books(sim, wallet_id, merchant, operator, paid)
+            balanced, books = books_line(report, result.simulator_books)
+            if not balanced:
+                story.problems.append(books)
+            problems = report.problems + [f for w in report.wallets for f in w.flags]
+            story.problems.extend(f"report: {p}" for p in problems)
             if story.out is not None:
                 story.out.write("\nFinal status (what `liquidityhelper status` shows):\n\n")
                 render_text(statuses, snapshot, story.out)
+                story.out.write("\nWhat it cost and bought (`liquidityhelper report`):\n\n")
+                render_report(report, story.out)
+                story.out.write("\n" + "\n".join(wrap("", books)) + "\n")
     result.topups = story.topups
     result.problems = [*story.problems, *(f"unfinished {e.kind.value} #{e.id}" for e in unfinished)]
     result.simulated_minutes = int((clock() - clock.start).total_seconds()) // 60

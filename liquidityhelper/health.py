@@ -1,10 +1,13 @@
-"""Optional HTTP listener: ``/healthz`` and ``/metrics``. Off unless ``health_listen`` is set.
+"""Optional HTTP listener: ``/healthz``, ``/metrics`` and the status page ``/``. Off unless
+``health_listen`` is set.
 
 ``/healthz`` answers 200 while the last full cycle finished within a few poll intervals (or,
 shortly after start, while the first cycle is under way) and the last three cycles could read
 at least one wallet; 503 with the reason otherwise. ``/metrics`` is the
-Prometheus text format. Bind to 127.0.0.1 (the default host) unless something outside the
-machine or container must scrape it: the figures name wallets and amounts.
+Prometheus text format. ``/`` is a read-only HTML page (:mod:`liquidityhelper.page`): each
+store's status, the last 30 days of its report and a chart of its inbound. Bind to 127.0.0.1
+(the default host) unless something outside the machine or container must scrape it: the
+figures name wallets, stores and amounts.
 
 ``python -m liquidityhelper.health`` probes the listener the settings describe and exits 0
 when healthy, for Docker's HEALTHCHECK (the slim image has no curl).
@@ -16,13 +19,16 @@ import sys
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from aiohttp import web
 
 from liquidityhelper.config import ConfigError, Settings, config_path_from, load_settings
 from liquidityhelper.metrics import Metrics
+
+if TYPE_CHECKING:
+    from liquidityhelper.page import StatusPage
 
 log = structlog.get_logger(__name__)
 
@@ -85,9 +91,12 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 class HealthServer:
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite) -> None:
+    def __init__(
+        self, runner: web.AppRunner, site: web.TCPSite, page: StatusPage | None = None
+    ) -> None:
         self._runner = runner
         self.site = site
+        self.page = page
 
     @property
     def port(self) -> int:
@@ -95,6 +104,8 @@ class HealthServer:
         return int(server.sockets[0].getsockname()[1])
 
     async def aclose(self) -> None:
+        if self.page is not None:
+            await self.page.aclose()
         await self._runner.cleanup()
 
 
@@ -109,21 +120,53 @@ async def start_health_server(settings: Settings, daemon: _Watched) -> HealthSer
             body=daemon.metrics.render().encode(), headers={"Content-Type": PROMETHEUS_TEXT}
         )
 
+    # The page module imports the daemon's; the HEALTHCHECK probe below does not need it.
+    from liquidityhelper.page import CSP, StatusPage
+
+    page: StatusPage | None = None
+    hooks = getattr(daemon, "on_cycle", None)
+    if isinstance(hooks, list):  # a running main.Daemon: the page follows its cycles
+        page = StatusPage(daemon, lambda: is_healthy(daemon))
+        hooks.append(page.on_cycle)
+
+    async def status_page(_: web.Request) -> web.Response:
+        if page is None:
+            raise web.HTTPNotFound()
+        try:
+            text = await page.render()
+        except Exception as exc:
+            log.error("status_page_failed", error=repr(exc), exc_info=True)
+            return web.Response(status=500, text="the status page failed; see the log\n")
+        return web.Response(
+            text=text,
+            content_type="text/html",
+            charset="utf-8",
+            headers={
+                "Content-Security-Policy": CSP,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-store",
+            },
+        )
+
     host, port = parse_listen(settings.health_listen or "127.0.0.1:0")
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/", status_page)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except OSError as exc:
+        if page is not None:
+            await page.aclose()
         await runner.cleanup()
         log.critical("health_listen_failed", host=host, port=port, error=str(exc))
         raise
-    server = HealthServer(runner, site)
-    log.info("health_listening", host=host, port=server.port, paths="/healthz /metrics")
+    server = HealthServer(runner, site, page)
+    log.info("health_listening", host=host, port=server.port, paths="/ /healthz /metrics")
     return server
 
 

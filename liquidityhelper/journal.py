@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,32 @@ _MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 2: each wallet's inbound and its target over time, for the status page's chart
+    # (bounded: see Journal.add_sample).
+    """
+    CREATE TABLE samples (
+        wallet_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        inbound_sat INTEGER NOT NULL,
+        target_sat INTEGER NOT NULL,
+        PRIMARY KEY (wallet_id, ts)
+    ) WITHOUT ROWID;
+    """,
 ]
+
+# Samples kept per wallet: at most this many rows, none older than this many days.
+SAMPLES_KEEP_ROWS = 2_000
+SAMPLES_KEEP_DAYS = 90
+# A sample is written when the figures change, else at most this often.
+SAMPLE_EVERY = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    wallet_id: str
+    at: datetime
+    inbound_sat: int
+    target_sat: int
 
 
 def _iso(t: datetime) -> str:
@@ -106,11 +131,13 @@ def _dt(s: str | None) -> datetime | None:
 
 
 class Journal:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, read_only: bool = False) -> None:
         self.created_now = False  # this process created the file (a new or lost journal)
+        self.read_only = read_only
         self._conn = conn
         self._conn.row_factory = sqlite3.Row
-        self._migrate()
+        if not read_only:
+            self._migrate()
 
     @classmethod
     def open(cls, data_dir: Path | str) -> Journal:
@@ -125,6 +152,17 @@ class Journal:
         journal = cls(conn)
         journal.created_now = fresh
         return journal
+
+    @classmethod
+    def open_read_only(cls, data_dir: Path | str) -> Journal:
+        """The journal for reading only (``history``, ``report``): no migration, no write,
+        no lock; a running daemon keeps writing beside it (WAL). FileNotFoundError when there
+        is no journal in ``data_dir``."""
+        path = Path(data_dir) / JOURNAL_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no journal at {path}")
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
+        return cls(conn, read_only=True)
 
     def close(self) -> None:
         self._conn.close()
@@ -304,6 +342,78 @@ class Journal:
             sql += " AND created_at >= ?"
             args.append(_iso(since))
         return int(self._conn.execute(sql, args).fetchone()[0])
+
+    def entries_since(self, since: datetime | None = None) -> list[Entry]:
+        """Every entry created at or after ``since`` (all when None), oldest first."""
+        if since is None:
+            return self.entries()
+        rows = self._conn.execute(
+            "SELECT * FROM actions WHERE created_at >= ? ORDER BY id", (_iso(since),)
+        )
+        return [_entry(r) for r in rows]
+
+    # --- samples (the status page's chart) ---------------------------------------------------
+
+    def add_sample(
+        self,
+        wallet_id: str,
+        now: datetime,
+        inbound_sat: int,
+        target_sat: int,
+        *,
+        every: timedelta = SAMPLE_EVERY,
+        keep_rows: int = SAMPLES_KEEP_ROWS,
+        keep_days: int = SAMPLES_KEEP_DAYS,
+    ) -> bool:
+        """Record a wallet's inbound and target when they changed since the last sample, or
+        ``every`` after it; drop what is beyond ``keep_rows`` or ``keep_days``. True if
+        written."""
+        last = self._conn.execute(
+            "SELECT ts, inbound_sat, target_sat FROM samples WHERE wallet_id = ?"
+            " ORDER BY ts DESC LIMIT 1",
+            (wallet_id,),
+        ).fetchone()
+        if last is not None:
+            same = (int(last["inbound_sat"]), int(last["target_sat"])) == (inbound_sat, target_sat)
+            last_at = datetime.fromisoformat(last["ts"])
+            if now < last_at or (same and now - last_at < every):
+                return False
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO samples (wallet_id, ts, inbound_sat, target_sat)"
+                " VALUES (?, ?, ?, ?)",
+                (wallet_id, _iso(now), int(inbound_sat), int(target_sat)),
+            )
+            c.execute(
+                "DELETE FROM samples WHERE wallet_id = ? AND ts < ?",
+                (wallet_id, _iso(now - timedelta(days=keep_days))),
+            )
+            c.execute(
+                "DELETE FROM samples WHERE wallet_id = ? AND ts <= (SELECT ts FROM samples"
+                " WHERE wallet_id = ? ORDER BY ts DESC LIMIT 1 OFFSET ?)",
+                (wallet_id, wallet_id, keep_rows),
+            )
+        return True
+
+    def samples(self, wallet_id: str, since: datetime | None = None) -> list[Sample]:
+        """A wallet's samples, oldest first ([] from a journal older than the table)."""
+        sql, args = "SELECT * FROM samples WHERE wallet_id = ?", [wallet_id]
+        if since is not None:
+            sql += " AND ts >= ?"
+            args.append(_iso(since))
+        try:
+            rows = self._conn.execute(sql + " ORDER BY ts", args).fetchall()
+        except sqlite3.OperationalError:  # no such table: a journal of an older version
+            return []
+        return [
+            Sample(
+                r["wallet_id"],
+                datetime.fromisoformat(r["ts"]),
+                int(r["inbound_sat"]),
+                int(r["target_sat"]),
+            )
+            for r in rows
+        ]
 
     # --- small state ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from liquidityhelper.decisions.liquidity import plan_liquidity
 from liquidityhelper.decisions.opening import decide_opening
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
-from liquidityhelper.journal import Entry, Kind
+from liquidityhelper.journal import Entry, Journal, Kind
 from liquidityhelper.main import Daemon, utcnow
 from liquidityhelper.revenue import TOPUP_TAG
 from liquidityhelper.snapshot import CycleSnapshot, WalletSnapshot
@@ -201,11 +201,20 @@ def _topup_reason(due: bool, sats: int) -> str:
 async def _wallet_status(
     daemon: Daemon, snap: WalletSnapshot, names: dict[str, str], now: datetime
 ) -> WalletStatus:
-    s = daemon.settings
-    plan = plan_liquidity(snap, s)
-    journal = daemon.journal
+    st = wallet_status_of(daemon.settings, daemon.journal, snap, names)
+    if plan_liquidity(snap, daemon.settings).topup_due:
+        st.topup_invoice = await _topup_invoice(daemon, snap)
+    st.reasons = await _reasons(daemon, snap, now)
+    return st
+
+
+def wallet_status_of(
+    settings: Settings, journal: Journal, snap: WalletSnapshot, names: dict[str, str]
+) -> WalletStatus:
+    """What a snapshot and the journal say of one wallet, without asking Bitcart anything:
+    no top-up invoice (None) and no reasons ({}) — :func:`collect` adds those."""
+    plan = plan_liquidity(snap, settings)
     live = snap.live_channels
-    invoice = await _topup_invoice(daemon, snap) if plan.topup_due else None
     return WalletStatus(
         wallet_id=snap.wallet_id,
         wallet_name=snap.wallet.name,
@@ -216,18 +225,17 @@ async def _wallet_status(
         lightning_remote_sat=sum(c.remote_sat for c in live),
         live_channels=len(live),
         opening_channels=len(snap.opening_channels),
-        target_channels=s.min_channel_count,
+        target_channels=settings.min_channel_count,
         inbound_sat=plan.inbound_sat,
         inbound_now_sat=snap.inbound_now_sat,
         target_inbound_sat=plan.target_sat,
         topup_sat=plan.topup_sat if plan.topup_due else 0,
-        topup_invoice=invoice,
+        topup_invoice=None,
         mode=snap.mode.value,
         fee_rate=snap.fee_rate,
         last_cashout=_entry(journal.last(snap.wallet_id, Kind.CASHOUT)),
         last_fee_payment=_entry(journal.last(snap.wallet_id, Kind.FEE_PAYMENT)),
         in_flight=[x for x in (_entry(e) for e in journal.pending(snap.wallet_id)) if x],
-        reasons=await _reasons(daemon, snap, now),
     )
 
 
@@ -250,7 +258,8 @@ def _payment(e: dict[str, Any] | None) -> str:
     return f"{_sat(e['amount_sat'])} {e['status']} {_when(e['at'])} -> {e['to']}"
 
 
-def _wallet_rows(st: WalletStatus) -> list[tuple[str, str]]:
+def wallet_rows(st: WalletStatus) -> list[tuple[str, str]]:
+    """(label, value) rows of one wallet: what `status` prints, and the status page shows."""
     fee_rate = f", fees {st.fee_rate} sat/vB" if st.fee_rate is not None else ""
     met = st.inbound_sat >= st.target_inbound_sat and st.live_channels >= st.target_channels
     topup = "not needed"
@@ -311,7 +320,7 @@ def render_text(statuses: list[WalletStatus], snapshot: CycleSnapshot, out: Text
         word = "store" if len(st.stores) == 1 else "stores"
         names = ", ".join(f"{x['name'] or '?'} ({x['id']})" for x in st.stores)
         lines.extend(wrap(f"{word} ", names))
-        for label, value in _wallet_rows(st):
+        for label, value in wallet_rows(st):
             lines.extend(wrap(f"  {label:<{LABEL}} ", value))
         lines.append("")
     for row in snapshot.stores:

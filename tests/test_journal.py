@@ -34,7 +34,7 @@ def test_intent_then_outcome_survives_a_reopen(tmp_path: Path) -> None:
     assert j.paid_sat("w1", Kind.CASHOUT) == 12_345
     assert j.paid_sat("w1", Kind.FEE_PAYMENT) == 0  # cashouts are never fees
     assert j.routing_fees_msat("w1") == 3_000
-    assert j.schema_version == 1
+    assert j.schema_version == 2
 
 
 def test_a_wallet_never_has_two_actions_in_flight() -> None:

@@ -34,7 +34,7 @@ from liquidityhelper.decisions.opening import Candidate, assign_peers, wanted_ch
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
 from liquidityhelper.executor import Executor
-from liquidityhelper.journal import Journal
+from liquidityhelper.journal import PAYMENT_KINDS, Journal, Kind, Status
 from liquidityhelper.metrics import Metrics, WalletGauges
 from liquidityhelper.peerbook import NodePeerBook as PeerBook
 from liquidityhelper.revenue import FeeLedger
@@ -46,7 +46,7 @@ from liquidityhelper.snapshot import (
     fetch_wallet,
     managed_wallets_of,
 )
-from liquidityhelper.topups import TopupDesk
+from liquidityhelper.topups import TopupDesk, topups_paid_sat
 from liquidityhelper.wallet.base import (
     AuthError,
     LightningMode,
@@ -205,8 +205,36 @@ class Daemon:
         else:
             self.metrics.wallets = gauges
             self.metrics.channels = channels
+        self.metrics.money = self._money_counters()
         self.metrics.backends_reachable = {
             index: index not in snapshot.backend_failures for index in range(len(self.backends))
+        }
+
+    def _money_counters(self) -> dict[str, dict[tuple[str, ...], int]]:
+        """All-time counters from the journal (exact, whatever Bitcart says this cycle)."""
+        fees: dict[tuple[str, ...], int] = {}
+        inbound: dict[tuple[str, ...], int] = {}
+        cashed: dict[tuple[str, ...], int] = {}
+        for e in self.journal.entries():
+            if e.kind not in PAYMENT_KINDS or e.status is not Status.SUCCEEDED:
+                continue
+            key = (e.wallet_id,)
+            inbound[key] = inbound.get(key, 0) + e.amount_sat
+            if e.kind is Kind.CASHOUT:
+                cashed[key] = cashed.get(key, 0) + e.amount_sat
+            else:
+                op = (e.wallet_id, "operator")
+                fees[op] = fees.get(op, 0) + e.amount_sat
+            routing = (e.wallet_id, "routing")
+            fees[routing] = fees.get(routing, 0) + -(-(e.fee_msat or 0) // 1000)
+        topups: dict[tuple[str, ...], int] = {
+            (w,): sat for w, sat in topups_paid_sat(self.journal).items()
+        }
+        return {
+            "fees_paid_sats": fees,
+            "inbound_created_sats": inbound,
+            "cashed_out_sats": cashed,
+            "topups_paid_sats": topups,
         }
 
     def _warn_if_journal_is_new(self, snapshot: CycleSnapshot) -> None:

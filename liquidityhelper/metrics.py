@@ -43,6 +43,20 @@ WALLET_GAUGES = (
 
 PREFIX = "liquidityhelper_"
 
+# Counters of what was spent and bought, all time: name -> (help, labels).
+MONEY_COUNTERS = {
+    "fees_paid_sats": (
+        "Fees paid, by kind: operator (the operator's fee) or routing (rounded up).",
+        ("wallet", "kind"),
+    ),
+    "inbound_created_sats": (
+        "Sats pushed out through channels (cashouts and fee payments): inbound created.",
+        ("wallet",),
+    ),
+    "cashed_out_sats": ("Sats cashed out to the merchant's lightning address.", ("wallet",)),
+    "topups_paid_sats": ("Sats received on top-up invoices seen paid.", ("wallet",)),
+}
+
 
 @dataclass
 class Metrics:
@@ -56,6 +70,9 @@ class Metrics:
     channels: dict[str, dict[str, int]] = field(default_factory=dict)
     # backend index -> whether the last cycle could read it
     backends_reachable: dict[int, bool] = field(default_factory=dict)
+    # What the money bought and cost, all time, per wallet (journal and top-ups seen paid):
+    # counter name (without _total) -> {label tuple: value}.
+    money: dict[str, dict[tuple[str, ...], int]] = field(default_factory=dict)
     registry: CollectorRegistry = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -132,3 +149,8 @@ class _Figures(Collector):
         for backend, ok in sorted(m.backends_reachable.items()):
             reachable.add_metric([str(backend)], 1 if ok else 0)
         yield reachable
+        for name, (help_text, labels) in MONEY_COUNTERS.items():
+            counter = CounterMetricFamily(PREFIX + name, help_text, labels=list(labels))
+            for key, value in sorted(m.money.get(name, {}).items()):
+                counter.add_metric(list(key), value)
+            yield counter

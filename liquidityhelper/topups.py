@@ -35,6 +35,8 @@ log = structlog.get_logger(__name__)
 REUSE_TOLERANCE_PERCENT = 10
 # Bitcart's statuses of an invoice whose payment was seen but is not final yet.
 PAYMENT_SEEN = ("paid", "confirmed")
+# journal state per paid top-up invoice: {"wallet", "amount_sat"} (the /metrics counter).
+TOPUP_PAID_PREFIX = "topup_paid:"
 LIGHTNING_PAID_NOTE = (
     "paid over Lightning: top-ups must be paid on-chain; the sats go back to your cashout "
     "address"
@@ -303,15 +305,35 @@ class TopupDesk:
         if not state.get("invoice_id"):
             return 0  # nothing live: costs no request in an idle cycle
         now = self.clock()
-        pending = [
+        ours = [
             i
             for i in await backend.list_store_invoices(
-                store_id, status="pending", metadata={"liquidityhelper": TOPUP_TAG}
+                store_id, metadata={"liquidityhelper": TOPUP_TAG}
             )
             if is_topup_of(i, wallet_id)
         ]
+        pending = [i for i in ours if i.status == "pending"]
         await self._invalidate(backend, pending, wallet_id, "not_needed", now)
+        if not self.dry_run:
+            for invoice in ours:  # what was paid, for the top-ups-paid counter
+                received = invoice.received_sat_by_wallet.get(wallet_id, 0)
+                if received and invoice.status in (*PAYMENT_SEEN, "complete"):
+                    self.journal.set_state(
+                        f"{TOPUP_PAID_PREFIX}{invoice.id}",
+                        {"wallet": wallet_id, "amount_sat": received},
+                        now=now,
+                    )
         if not self.dry_run:
             self.journal.delete_state(key)
             self._live.pop(wallet_id, None)
         return self._changed
+
+
+def topups_paid_sat(journal: Journal) -> dict[str, int]:
+    """Wallet -> sats received on top-up invoices the daemon saw paid (all time)."""
+    out: dict[str, int] = {}
+    for value in journal.states_with_prefix(TOPUP_PAID_PREFIX).values():
+        if isinstance(value, dict):
+            wallet = str(value.get("wallet", ""))
+            out[wallet] = out.get(wallet, 0) + int(value.get("amount_sat", 0))
+    return out

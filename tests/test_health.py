@@ -20,6 +20,7 @@ from liquidityhelper.health import (
     probe_url,
     stale_after,
 )
+from liquidityhelper.journal import Kind
 from liquidityhelper.metrics import Metrics, WalletGauges
 from tests.scenario import Scenario, scenario
 from tests.test_scenarios import fund_and_open
@@ -293,3 +294,20 @@ async def test_once_exits_1_when_every_wallet_is_unreadable(tmp_path: Path) -> N
         assert await run(settings) == 1
         await sc.sim.set_daemon_down(False)
         assert await run(settings) == 0
+
+
+async def test_metrics_count_what_was_spent_and_bought(tmp_path: Path) -> None:
+    """Counters: fees paid by kind, inbound created, cashed out, top-ups paid."""
+    async with scenario(tmp_path, health_listen="127.0.0.1:0") as sc:
+        server = await started(sc)
+        await fund_and_open(sc)  # the top-up was paid on-chain
+        await sc.cycle()  # the first cashout
+        m = samples((await get(server, "/metrics")).text)
+        label = f'{{wallet="{sc.wallet_id}"}}'
+        [cashout] = sc.daemon.journal.entries(sc.wallet_id, Kind.CASHOUT)
+        assert m[f"liquidityhelper_cashed_out_sats_total{label}"] == cashout.amount_sat
+        assert m[f"liquidityhelper_inbound_created_sats_total{label}"] == cashout.amount_sat
+        routing = f'liquidityhelper_fees_paid_sats_total{{kind="routing",wallet="{sc.wallet_id}"}}'
+        assert m[routing] == -(-(cashout.fee_msat or 0) // 1000)
+        [topup] = sc.daemon.journal.entries(sc.wallet_id, Kind.TOPUP_INVOICE)
+        assert m[f"liquidityhelper_topups_paid_sats_total{label}"] == topup.amount_sat

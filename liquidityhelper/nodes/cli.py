@@ -15,8 +15,8 @@ from liquidityhelper.nodes.db import NodeDB
 from liquidityhelper.nodes.model import from_ts, normalize_pubkey
 from liquidityhelper.nodes.providers import build_providers
 from liquidityhelper.nodes.ranking import evaluate_nodes, explain
+from liquidityhelper.nodes.seedfile import SeedFormatError, parse_seed_data
 from liquidityhelper.nodes.settings import NodeSettings
-from liquidityhelper.nodes.sources import SeedFormatError, parse_seed_data
 from liquidityhelper.nodes.throttle import refresh_nodes
 
 

@@ -40,6 +40,7 @@ from liquidityhelper.nodes.model import (
     normalize_pubkey,
     to_ts,
 )
+from liquidityhelper.nodes.seedfile import SeedFormatError, parse_seed_data, read_seed_file
 from liquidityhelper.wallet.base import Channel, ChannelState
 
 log = structlog.get_logger(__name__)
@@ -483,13 +484,12 @@ class NodeDB:
     def import_seed_data(
         self, data: Any, source: str, now: datetime | None = None
     ) -> tuple[int, int]:
-        """Import a decoded seed document (see ``nodes.sources``); returns (imported, skipped).
+        """Import a decoded seed document (see ``nodes.seedfile``); returns (imported, skipped).
 
         Never raises on bad content: a bad entry is skipped with a WARNING, a document that is
         not a seed list imports nothing (WARNING, ``(0, 0)``). Seeded nodes are trusted: they
         are exempt from the provider minimums in ranking.
         """
-        from liquidityhelper.nodes.sources import SeedFormatError, parse_seed_data
 
         try:
             parsed = parse_seed_data(data, source)
@@ -504,7 +504,6 @@ class NodeDB:
         self, path: str | Path, source: str | None = None, now: datetime | None = None
     ) -> tuple[int, int]:
         """Import a seed file; raises OSError/ValueError only when the file cannot be read."""
-        from liquidityhelper.nodes.sources import read_seed_file
 
         data = read_seed_file(path)
         return self.import_seed_data(data, source or f"import:{Path(path).name}", now=now)

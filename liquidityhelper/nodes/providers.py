@@ -34,8 +34,8 @@ from liquidityhelper.nodes.model import (
     normalize_pubkey,
     parse_address,
 )
+from liquidityhelper.nodes.seedfile import SeedFormatError, parse_seed_data
 from liquidityhelper.nodes.settings import NodeSettings
-from liquidityhelper.nodes.sources import SeedFormatError, parse_seed_data
 
 log = structlog.get_logger(__name__)
 

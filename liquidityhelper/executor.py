@@ -230,6 +230,14 @@ class Executor:
                 self.journal.set_state(
                     f"peer_min:{action.pubkey}", cf.ELECTRUM_PEER_MIN_FUNDING_SAT, now=self.clock()
                 )
+            if cause in ("InsufficientFundsError", "OurFundsLikely"):
+                # Our coins could not pay for it: the same open would fail again every cycle
+                # until the wallet's coins change. Remember what it held.
+                self.journal.set_state(
+                    f"open_funds_short:{action.wallet_id}",
+                    {"capacity_sat": action.capacity_sat, "fee_rate": action.fee_rate},
+                    now=self.clock(),
+                )
             self.peers.record_open_attempt(
                 action.wallet_id, action.pubkey, False, cause, None, self.clock()
             )

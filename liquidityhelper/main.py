@@ -13,6 +13,7 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import structlog
@@ -208,6 +209,25 @@ class Daemon:
         self.metrics.money = self._money_counters()
         self.metrics.backends_reachable = {
             index: index not in snapshot.backend_failures for index in range(len(self.backends))
+        }
+
+    def _funds_short(self, snap: WalletSnapshot) -> dict[str, Any] | None:
+        """An open our coins could not pay failed, and the wallet's balance has not changed
+        since: trying again would fail the same way (and stall the cycle). The numbers of the
+        failed open, or None once the balance moved (a payment in, a channel closed)."""
+        key = f"open_funds_short:{snap.wallet_id}"
+        state = self.journal.get_state(key)
+        if not isinstance(state, dict):
+            return None
+        balance = [snap.balance.confirmed_sat, snap.balance.unconfirmed_sat]
+        if "balance" not in state:
+            state = {**state, "balance": balance}
+            self.journal.set_state(key, state, now=self.clock())
+        if state["balance"] != balance:
+            self.journal.delete_state(key)
+            return None
+        return {k: v for k, v in state.items() if k != "balance"} | {
+            "spendable_sat": snap.balance.confirmed_sat
         }
 
     def _money_counters(self) -> dict[str, dict[tuple[str, ...], int]]:
@@ -461,6 +481,9 @@ class Daemon:
                     return acted  # one close per wallet per cycle; reopen next cycle
             plan = plan_liquidity(snap, self.settings)
             wanted = wanted_channels(snap, plan, self.settings, open_in_flight=False)
+            short = self._funds_short(snap)
+            if not isinstance(wanted, Skip) and short is not None:
+                wanted = Skip("channel_opening", snap.wallet_id, "open_funds_short", short)
             if isinstance(wanted, Skip):
                 decisions: list[Decision] = [wanted]
             else:

@@ -11,7 +11,7 @@ from typing import Any
 
 from liquidityhelper.config import Settings, load_settings
 from liquidityhelper.main import CycleReport, Daemon
-from liquidityhelper.simulator import Simulator
+from liquidityhelper.simulator import SimConfig, Simulator
 from liquidityhelper.wiring import Runtime, build_runtime
 
 
@@ -74,12 +74,13 @@ async def scenario(
     stores: int = 1,
     cashout: bool = True,
     sim: Simulator | None = None,
+    sim_config: SimConfig | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Scenario]:
     own_sim = sim is None
     clock = Clock()
     # One clock for both sides, so invoices minted "now" are not expired "now".
-    sim = sim or Simulator(seed=seed, clock=lambda: clock.now.timestamp())
+    sim = sim or Simulator(seed=seed, config=sim_config, clock=lambda: clock.now.timestamp())
     if own_sim:
         await sim.start()
     try:

@@ -11,6 +11,7 @@ backoff would take them.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -58,10 +59,13 @@ _FEATURES_STR = (
 def _first_attempt_after(first: float, ready: float) -> float:
     """The first of Electrum's reconnect attempts (``first``, then backoff) at or after
     ``ready``."""
-    attempt, tries = first, 1
+    attempt, delay = first, PEER_RETRY_INIT_S * 2
     while attempt < ready:
-        attempt += min(PEER_RETRY_MAX_S, PEER_RETRY_INIT_S * 2**tries)
-        tries += 1
+        if delay >= PEER_RETRY_MAX_S:
+            # Every 300 s from here on: step there at once (a node away for weeks).
+            return attempt + math.ceil((ready - attempt) / PEER_RETRY_MAX_S) * PEER_RETRY_MAX_S
+        attempt += delay
+        delay *= 2
     return attempt
 
 
@@ -83,6 +87,8 @@ class ChannelOps:
     def peer_state(self, chan: Channel) -> str:
         """Electrum's ``peer_state`` of ``chan`` now (DISCONNECTED, REESTABLISHING, GOOD)."""
         now = self.m.now()
+        if self.m.daemon_state == "down":
+            return "DISCONNECTED"  # our node is not running: no peer reaches it
         node = self.node(chan.peer_pubkey)
         if node is None and self.m.wallet_by_node(chan.peer_pubkey) is None:
             return "DISCONNECTED"
@@ -105,7 +111,7 @@ class ChannelOps:
         """Whether Electrum holds a live connection to ``pubkey`` now (``list_peers``)."""
         node = self.node(pubkey)
         now = self.m.now()
-        if node is None or not node.is_up(now):
+        if node is None or not node.is_up(now) or self.m.daemon_state == "down":
             return False
         connected = self._connected_at(node)
         return connected is None or now >= connected
@@ -258,16 +264,25 @@ class ChannelOps:
         pubkey, hostport = self._parse_connection(connection_string)
         if self.m.wallet_by_node(pubkey) is not None:
             raise electrum("electrum.lnworker.ErrorAddingPeer", "cannot connect to self")
-        fee = self.m.funding_fee_sat(self.m.config.funding_tx_vbytes)
-        spendable = self.m.spendable(dw)
-        if str(amount).strip() == "!":
-            funding_sat = spendable - fee
+        coins = self.m.config.coin_selection
+        if not coins:
+            fee = self.m.funding_fee_sat(self.m.config.funding_tx_vbytes)
+            spendable = self.m.spendable(dw)
+        send_max = str(amount).strip() == "!"
+        if send_max:
+            funding_sat = 0 if coins else spendable - fee
         else:
             try:
                 funding_sat = to_sats(amount)
             except ValueError as exc:
                 raise electrum("decimal.InvalidOperation", f"[<class '{exc}'>]") from exc
-        if funding_sat <= 0 or spendable < funding_sat + fee:
+        selection = None
+        if coins:
+            selection = self.m.select_coins(dw, None if send_max else max(funding_sat, 0))
+            funding_sat, fee = selection.funding_sat, selection.fee_sat
+        elif spendable < funding_sat + fee:
+            raise insufficient_funds()
+        if funding_sat <= 0:
             raise insufficient_funds()
         max_funding = int(self.m.electrum.get("lightning_max_funding_sat", LEGACY_MAX_FUNDING_SAT))
         if funding_sat > max_funding:
@@ -299,7 +314,10 @@ class ChannelOps:
                 " (legacy limit)",
             )
         self._peer_accepts(node, funding_sat)
-        return self._fund_channel(dw, pubkey, funding_sat, fee, feerate).channel_point
+        chan = self._fund_channel(dw, pubkey, funding_sat, fee, feerate)
+        if selection is not None:
+            self.m.spend(dw, selection, next(t for t in dw.txs if t.txid == chan.funding_txid))
+        return chan.channel_point
 
     def _peer_accepts(self, node: NetworkNode, funding_sat: int) -> None:
         if node.kind == "electrum" and not (

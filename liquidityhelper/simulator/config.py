@@ -50,6 +50,11 @@ class SimConfig:
     channel_min_depth: int = 3
     min_funding_sat: int = 60_000  # Bitcart patches its own Electrum's 200k down to this
     funding_tx_vbytes: int = 150
+    # Coins: off, every funding tx is ``funding_tx_vbytes`` whatever the wallet holds. On,
+    # each payment received is one p2wpkh coin and a funding tx spends coins picked at random
+    # (as Electrum's privacy coin chooser does) until they cover the channel and the fee of a
+    # tx with that many inputs (68 vB each); change below the dust limit goes to the fee.
+    coin_selection: bool = False
     closing_tx_vbytes: int = 170
     sweep_tx_vbytes: int = 110
     anchor_sat: int = 330  # two anchors per commitment

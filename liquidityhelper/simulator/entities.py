@@ -107,6 +107,19 @@ class OnchainTx:
 
 
 @dataclass(slots=True)
+class Coin:
+    """An unspent output of a daemon wallet (kept only with ``SimConfig.coin_selection``)."""
+
+    tx: OnchainTx  # the tx that created it: a payment received, or our own funding's change
+    amount_sat: int
+
+    @property
+    def spendable(self) -> bool:
+        """Confirmed, or change of our own tx (Electrum spends its own unconfirmed change)."""
+        return self.tx.height > 0 or self.tx.kind == "funding"
+
+
+@dataclass(slots=True)
 class Htlc:
     """An HTLC in flight on a channel."""
 
@@ -228,6 +241,7 @@ class DaemonWallet:
     created: float
     next_address_index: int = 0
     txs: list[OnchainTx] = field(default_factory=list)
+    coins: list[Coin] = field(default_factory=list)  # with SimConfig.coin_selection only
     channels: dict[str, Channel] = field(default_factory=dict)
     requests: dict[str, Request] = field(default_factory=dict)
     outgoing: dict[str, OutgoingPayment] = field(default_factory=dict)

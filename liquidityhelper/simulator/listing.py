@@ -73,7 +73,7 @@ def _parse_date(values: list[str], now: datetime) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _as_text(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
     """A JSON value as Postgres ``->>`` gives it."""
     if value is None:
         return None
@@ -92,11 +92,11 @@ def _created(row: dict[str, Any]) -> datetime | None:
 def matches(row: dict[str, Any], search: Search) -> bool:
     for key, values in search.filters.items():
         scalar = key in row and not isinstance(row[key], dict | list)
-        if scalar and _as_text(row[key]) not in values:
+        if scalar and as_text(row[key]) not in values:
             return False
     meta = row.get("metadata") or {}
     for key, values in search.metadata.items():
-        if _as_text(meta.get(key)) not in values:
+        if as_text(meta.get(key)) not in values:
             return False
     created = _created(row)
     if search.start and (created is None or created < search.start):
@@ -105,7 +105,7 @@ def matches(row: dict[str, Any], search: Search) -> bool:
         return False
     if search.text:
         pattern = re.compile("|".join(re.escape(p) for p in search.text.split("|")), re.I)
-        columns = [_as_text(v) for v in row.values() if not isinstance(v, list)]
+        columns = [as_text(v) for v in row.values() if not isinstance(v, list)]
         if not any(c is not None and pattern.search(c) for c in columns):
             return False
     return True

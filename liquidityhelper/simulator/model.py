@@ -21,6 +21,7 @@ import structlog
 from liquidityhelper.simulator import ids as idgen
 from liquidityhelper.simulator.config import SimConfig
 from liquidityhelper.simulator.entities import (
+    Coin,
     DaemonWallet,
     IssuedInvoice,
     NetworkNode,
@@ -32,11 +33,46 @@ from liquidityhelper.simulator.entities import (
     User,
     Wallet,
 )
-from liquidityhelper.simulator.errors import SimError, electrum
+from liquidityhelper.simulator.errors import SimError, electrum, insufficient_funds
 from liquidityhelper.simulator.fees import FEERATE_FALLBACK_STATIC_FEE, FeeEstimates, fee_for_vbytes
 from liquidityhelper.simulator.network import generate_nodes
 
 log = structlog.get_logger(__name__)
+
+# Weights of a funding tx (BOLT 3 / Electrum): version, counts, locktime and the segwit marker;
+# a p2wpkh input with its witness; the p2wsh channel output; a p2wpkh change output.
+_TX_OVERHEAD_WU = 42
+_P2WPKH_INPUT_WU = 272
+_P2WSH_OUTPUT_WU = 172
+_P2WPKH_OUTPUT_WU = 124
+
+
+def funding_vbytes(inputs: int, *, change: bool) -> int:
+    """Size of a funding tx spending ``inputs`` p2wpkh coins: 153 vB for one with change."""
+    weight = _TX_OVERHEAD_WU + inputs * _P2WPKH_INPUT_WU + _P2WSH_OUTPUT_WU
+    return -(-(weight + (_P2WPKH_OUTPUT_WU if change else 0)) // 4)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CoinSelection:
+    coins: list[Coin]
+    funding_sat: int
+    fee_sat: int
+    change_sat: int
+
+
+def _badness(selection: CoinSelection, funding_sat: int) -> float:
+    """``CoinChooserPrivacy.penalty_func``: inputs beyond one, change far from the amount."""
+    badness = float(len(selection.coins) - 1)
+    change, low, high = selection.change_sat, funding_sat * 0.75, funding_sat * 1.33
+    if change and change < low:
+        badness += (low - change) / (low + 10_000)
+        if change < 100_000:  # under 1 mBTC: as bad as one more input
+            badness += 1
+    elif change > high:
+        badness += (change - high) / (high + 10_000) + change / 500_000_000
+    return badness
+
 
 ALL_SCOPES = (
     "server_management",
@@ -327,6 +363,8 @@ class SimModel:
         dw.txs.append(tx)
         if not confirmed:
             self._mempool.append((dw.key, tx))
+        if self.config.coin_selection and amount_sat > 0:
+            dw.coins.append(Coin(tx, amount_sat))
         return tx
 
     def fund(self, key: str, sats: int, *, confirmed: bool = True) -> OnchainTx:
@@ -398,6 +436,58 @@ class SimModel:
                 "electrum.util.NoDynamicFeeEstimates", "Dynamic fee estimates not available"
             )
         return fee_for_vbytes(rate, vbytes)
+
+    def select_coins(self, dw: DaemonWallet, funding_sat: int | None) -> CoinSelection:
+        """Coins for a funding tx of ``funding_sat`` (None: everything, no change), as
+        Electrum's ``CoinChooserPrivacy`` picks them: every coin that covers it alone, and
+        up to 100 random orders cut where they cover it and the fee of a tx with that many
+        inputs; the least bad wins (one point per input beyond the first, plus change far
+        from the amount sent). Raises Electrum's NotEnoughFunds when nothing covers it.
+        Nothing is spent until :meth:`spend`."""
+        coins = [c for c in dw.coins if c.spendable]
+        if funding_sat is None:
+            fee = self.funding_fee_sat(funding_vbytes(len(coins), change=False))
+            return CoinSelection(coins, sum(c.amount_sat for c in coins) - fee, fee, 0)
+        fees = [self.funding_fee_sat(funding_vbytes(n, change=True)) for n in range(len(coins) + 1)]
+        # No order covers it when the largest coins first do not (the fee grows with inputs).
+        total = 0
+        for n, amount in enumerate(sorted((c.amount_sat for c in coins), reverse=True), 1):
+            total += amount
+            if total >= funding_sat + fees[n]:
+                break
+        else:
+            raise insufficient_funds()
+        candidates = [
+            self._cover([c], c.amount_sat, funding_sat, fees[1])
+            for c in coins
+            if c.amount_sat >= funding_sat + fees[1]
+        ]
+        order = list(coins)
+        for _ in range(min(100, (len(coins) - 1) * 10 + 1)):
+            self.rng.shuffle(order)
+            total = 0
+            for n, coin in enumerate(order, 1):
+                total += coin.amount_sat
+                if total >= funding_sat + fees[n]:
+                    candidates.append(self._cover(order[:n], total, funding_sat, fees[n]))
+                    break
+        if not candidates:
+            raise insufficient_funds()
+        return min(candidates, key=lambda c: _badness(c, funding_sat))
+
+    def _cover(self, coins: list[Coin], total: int, funding_sat: int, fee: int) -> CoinSelection:
+        """``coins`` (worth ``total``) as the funding tx's inputs; dust change goes to the fee."""
+        change = total - funding_sat - fee
+        if change < self.config.dust_limit_sat:
+            return CoinSelection(list(coins), funding_sat, total - funding_sat, 0)
+        return CoinSelection(list(coins), funding_sat, fee, change)
+
+    def spend(self, dw: DaemonWallet, selection: CoinSelection, tx: OnchainTx) -> None:
+        """The funding ``tx`` spends the selected coins; its change is a new coin."""
+        spent = {id(c) for c in selection.coins}
+        dw.coins = [c for c in dw.coins if id(c) not in spent]
+        if selection.change_sat > 0:
+            dw.coins.append(Coin(tx, selection.change_sat))
 
     def fee_sat(self, vbytes: int) -> int:
         """Fee of a close or sweep: Electrum falls back to 150 sat/vB without an estimate."""

@@ -269,6 +269,18 @@ class Simulator:
         its channels go DISCONNECTED -> REESTABLISHING -> GOOD as Electrum reconnects."""
         self.model.restart_peer(pubkey, offline_seconds)
 
+    def peer_good_at(self, pubkey: str) -> float | None:
+        """When channels to ``pubkey`` read GOOD again (model clock) after the node's last
+        outage or our restart, Electrum's reconnect backoff included; None when the node is
+        down until told, or the connection was never lost."""
+        node = self.model.nodes.get(pubkey)
+        if node is None:
+            raise SimError(f"no network node {pubkey}")
+        if node.down_since is not None and node.back_at is None:
+            return None
+        connected = self.model.ln._connected_at(node)
+        return None if connected is None else connected + self.model.config.reestablish_s
+
     def peer_state(self, channel_point: str) -> str:
         """A channel's ``peer_state`` now, as ``list_channels`` shows it."""
         _dw, chan = self.model.ln.find_channel(channel_point)

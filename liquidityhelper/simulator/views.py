@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -328,6 +329,25 @@ def _ln_item(
     label: str = "",
     group_id: str | None = None,
     direction: int | None = None,
+) -> dict[str, Any]:
+    # A wallet's history is asked for again and again and only grows: format each row once.
+    row = _ln_row(
+        kind, ts, amount_msat, fee_msat, payment_hash, preimage, label, group_id, direction
+    )
+    return dict(row)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _ln_row(
+    kind: str,
+    ts: float,
+    amount_msat: int,
+    fee_msat: int | None,
+    payment_hash: str | None,
+    preimage: str | None,
+    label: str,
+    group_id: str | None,
+    direction: int | None,
 ) -> dict[str, Any]:
     return {
         "type": kind,

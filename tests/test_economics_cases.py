@@ -78,3 +78,39 @@ async def test_top_ups_are_priced_at_the_ceiling_when_the_estimate_is_above_it(
         await sc.cycle()
         at_30 = sc.daemon.journal.entries(sc.wallet_id, Kind.TOPUP_INVOICE)[0].amount_sat
     assert at_60 == at_30
+
+
+async def test_an_open_our_coins_cannot_pay_waits_until_the_balance_moves(
+    tmp_path: Path,
+) -> None:
+    """The year tried the same unpayable open 648 times; each one stalls a cycle."""
+    from liquidityhelper.wallet.base import InsufficientFundsError
+
+    async with scenario(tmp_path) as sc:
+        await sc.cycle()
+        sc.sim.fund_wallet(sc.wallet_id, 2_000_000)
+        await sc.sim.mine(1)
+        backend = sc.runtime.backends[0]
+        real_open = backend.open_channel
+        tries: list[int] = []
+
+        async def short_open(wallet_id: str, conn: str, amount_sat: int) -> str:
+            tries.append(amount_sat)
+            raise InsufficientFundsError("Insufficient funds")
+
+        backend.open_channel = short_open  # type: ignore[method-assign]
+        for _ in range(3):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        assert len(tries) == 2  # the two opens of the first attempt, then nothing
+        backend.open_channel = real_open  # type: ignore[method-assign]
+        sc.sim.fund_wallet(sc.wallet_id, 10_000)  # the balance moves: try again
+        await sc.sim.mine(1)
+        sc.clock.advance(minutes=5)
+        await sc.cycle()
+        opened = [
+            e
+            for e in sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)
+            if e.status.value == "succeeded"
+        ]
+        assert len(opened) == 2

@@ -38,19 +38,19 @@ def run_control(
         if action == "pause":
             assert target
             journal.set_state(PAUSE_PREFIX + target, {"since": now.isoformat()}, now=now)
-            print(f"{target}: paused; the next cycle does nothing for it", file=out)
+            out.write(f"{target}: paused; the next cycle does nothing for it\n")
         elif action == "resume":
             assert target
             if journal.get_state(PAUSE_PREFIX + target) is None:
-                print(f"{target}: was not paused", file=sys.stderr)
+                sys.stderr.write(f"{target}: was not paused\n")
                 return 1
             journal.delete_state(PAUSE_PREFIX + target)
-            print(f"{target}: resumed", file=out)
+            out.write(f"{target}: resumed\n")
         elif action == "retry":
             cleared = sorted(journal.states_with_prefix("backoff:"))
             journal.delete_states_with_prefix("backoff:")
             journal.delete_states_with_prefix("peer_min:")
-            print(f"cleared {len(cleared)} back-off(s); the next cycle tries again", file=out)
+            out.write(f"cleared {len(cleared)} back-off(s); the next cycle tries again\n")
         return 0
     finally:
         journal.close()

@@ -36,9 +36,9 @@ def run_payees(
         finally:
             journal.close()
         if not rows:
-            print("no payee pinned yet (one is pinned by the first successful payment)", file=out)
+            out.write("no payee pinned yet (one is pinned by the first successful payment)\n")
         for addr, node in sorted(rows.items()):
-            print(f"{addr}  {node}", file=out)
+            out.write(f"{addr}  {node}\n")
         return 0
     assert action == "forget" and address
     try:
@@ -47,7 +47,7 @@ def run_payees(
             try:
                 known = journal.get_state(PIN_PREFIX + address)
                 if known is None:
-                    print(f"{address}: no payee pinned", file=sys.stderr)
+                    sys.stderr.write(f"{address}: no payee pinned\n")
                     return 1
                 journal.delete_state(PIN_PREFIX + address)
                 # A back-off that a refused invoice started ends with the pin it came from.
@@ -55,7 +55,7 @@ def run_payees(
             finally:
                 journal.close()
     except DataDirBusyError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
+        sys.stderr.write(f"refused: {exc}\n")
         return 1
-    print(f"{address}: forgot payee {known}; the next payment verifies afresh", file=out)
+    out.write(f"{address}: forgot payee {known}; the next payment verifies afresh\n")
     return 0

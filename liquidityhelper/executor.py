@@ -199,10 +199,11 @@ class Executor:
             # after stalling the cycle ~20 s.
             log.info(
                 "nothing_to_do",
+                **{k: v for k, v in fields.items() if k != "reason"},
                 section="channel_opening",
                 reason="channel_below_peer_minimum",
+                open_reason=action.reason,
                 peer_min_sat=peer_min,
-                **fields,
             )
             return False
         if self.dry_run:

@@ -168,3 +168,17 @@ async def test_a_bitcart_daemon_restart_opens_nothing_and_asks_nothing(tmp_path:
         }
         assert await _opened(sc) == opens
         assert len(await sc.runtime.backends[0].list_store_invoices(sc.store_id)) == invoices
+
+
+async def test_the_learned_peer_minimum_skips_without_failing_the_section(
+    tmp_path: Path,
+) -> None:
+    """It logged `reason` twice (TypeError): channel opening failed every cycle after."""
+    async with scenario(tmp_path, min_channel_size=60_000) as sc:
+        await sc.cycle()
+        sc.sim.fund_wallet(sc.wallet_id, 2_000_000)
+        await sc.sim.mine(1)
+        await sc.cycle()
+        sc.clock.advance(minutes=5)
+        report = await sc.cycle_report()
+        assert report.wallet_errors == 0 and not report.section_errors

@@ -50,6 +50,7 @@ from liquidityhelper.snapshot import (
 from liquidityhelper.topups import TopupDesk, topups_paid_sat
 from liquidityhelper.wallet.base import (
     AuthError,
+    ChannelState,
     LightningMode,
     WalletBackend,
     WalletError,
@@ -404,7 +405,13 @@ class Daemon:
         return self.peers.candidates(
             snap.wallet_id,
             count,
-            existing={c.peer_pubkey for c in snap.channels if c.peer_pubkey},
+            # A peer whose channels with us are all closed is a peer again (its blacklist
+            # entry, if it earned one, still applies); BACKUP and UNKNOWN rows keep the peer.
+            existing={
+                c.peer_pubkey
+                for c in snap.channels
+                if c.peer_pubkey and c.state is not ChannelState.CLOSED
+            },
             require_trampoline=snap.mode is not LightningMode.GOSSIP,
             now=self.clock(),
             prefer_address=self.settings.cashout_lightning_address,

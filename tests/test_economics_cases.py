@@ -114,3 +114,25 @@ async def test_an_open_our_coins_cannot_pay_waits_until_the_balance_moves(
             if e.status.value == "succeeded"
         ]
         assert len(opened) == 2
+
+
+async def test_a_peer_whose_channels_are_all_closed_is_a_peer_again(tmp_path: Path) -> None:
+    """The year: a peer whose only channel with us was closed still counted as one the wallet
+    'already has', so 1.4M spare sats found no peer while two trampolines were free."""
+    from liquidityhelper.simulator import ChanState
+
+    async with scenario(tmp_path) as sc:
+        await fund_and_open(sc)
+        await sc.cycle()
+        first = sc.sim.channels(sc.wallet_id)[0]
+        model = sc.sim.model
+        model.ln.close_channel(
+            model.daemon_wallet(sc.sim.wallet_key(sc.wallet_id)), first.channel_point
+        )
+        await sc.sim.mine(6)
+        assert sc.sim.channels(sc.wallet_id)[0].state is ChanState.CLOSED
+        snapshot = await sc.daemon.fetch_snapshot()
+        offered = {c.pubkey for c in sc.daemon.candidates(snapshot.wallets[sc.wallet_id], 3)}
+        assert first.peer_pubkey in offered
+        still_open = {c.peer_pubkey for c in sc.sim.channels(sc.wallet_id)[1:]}
+        assert not offered & still_open

@@ -136,3 +136,26 @@ async def test_a_peer_whose_channels_are_all_closed_is_a_peer_again(tmp_path: Pa
         assert first.peer_pubkey in offered
         still_open = {c.peer_pubkey for c in sc.sim.channels(sc.wallet_id)[1:]}
         assert not offered & still_open
+
+
+async def test_hours_our_node_was_down_do_not_age_the_peers_grace(tmp_path: Path) -> None:
+    """The year, day 5: our node was down for hours and the first cycle after it came back
+    landed while Electrum was still reconnecting. The grace period had been counted from the
+    peers' last online sample, before our outage, so no channel counted: a 379,180-sat top-up
+    was invoiced with two channels there."""
+    async with scenario(tmp_path) as sc:
+        await fund_and_open(sc)
+        for _ in range(3):  # cashouts under way, the goal met
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        invoices = len(await sc.runtime.backends[0].list_store_invoices(sc.store_id))
+        opens = len(sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN))
+        await sc.sim.set_daemon_down(True)
+        for _ in range(4):  # hours without a reading
+            sc.clock.advance(hours=1)
+            await sc.cycle()
+        await sc.sim.restart_daemon()
+        sc.clock.advance(seconds=1)  # every peer still reconnecting
+        await sc.cycle()
+        assert len(await sc.runtime.backends[0].list_store_invoices(sc.store_id)) == invoices
+        assert len(sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)) == opens

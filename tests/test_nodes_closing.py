@@ -145,9 +145,13 @@ def test_not_closed_when_we_were_not_watching() -> None:
     now = T0 + timedelta(days=20)
     db.record_peer_samples("w1", _channels(offline=True), now)
     assert channels_to_close(db, "w1", _channels(True), settings=settings(), now=now) == []
-    # The same gap with coverage not required is closed: the guard is what held.
+    # Even with coverage not required: it has been seen offline only since now (the gap was
+    # ours); it is judged once that first offline sample is old enough.
     loose = settings(min_observation_coverage=0)
-    assert len(channels_to_close(db, "w1", _channels(True), settings=loose, now=now)) == 1
+    assert channels_to_close(db, "w1", _channels(True), settings=loose, now=now) == []
+    later = now + timedelta(days=20)
+    db.record_peer_samples("w1", _channels(offline=True), later)
+    assert len(channels_to_close(db, "w1", _channels(True), settings=loose, now=later)) == 1
 
 
 def test_low_uptime_over_the_window_is_closed() -> None:

@@ -95,7 +95,13 @@ def _decide(
         return None  # never observed: nothing to judge it by
 
     if not ch.peer_online:
-        since = record.last_online_at if record.last_online_at is not None else record.first_seen_at
+        # Offline since the first sample that saw it so: hours our own node was down (no
+        # samples at all) are not the peer's.
+        since = next(
+            t
+            for t in (record.offline_seen_at, record.last_online_at, record.first_seen_at)
+            if t is not None
+        )
         threshold = settings.close_offline_after_days * DAY
         if ts - since > threshold:
             coverage = _coverage(db, wallet_id, pubkey, threshold, now)

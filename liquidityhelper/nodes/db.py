@@ -173,7 +173,13 @@ CREATE TABLE throttle_state (key TEXT PRIMARY KEY, blocked_until INTEGER NOT NUL
 """
 
 # Index i holds the script that takes the schema from version i to i + 1. Append, never edit.
-MIGRATIONS: list[str] = [_SCHEMA_V1]
+MIGRATIONS: list[str] = [
+    _SCHEMA_V1,
+    # The first sample that saw an OPEN channel's peer offline since it was last seen online
+    # (NULL while online): a gap in our own samples (our node down, liquidityhelper stopped)
+    # must not count as the peer's time offline.
+    "ALTER TABLE channels ADD COLUMN offline_seen_at INTEGER;",
+]
 
 
 class NodeDBError(Exception):
@@ -223,6 +229,7 @@ class ChannelRecord:
     closed_at: int | None  # first seen closing/closed, or recorded closed
     closed_by: str | None  # "us", "remote", or None when unknown (Electrum cannot tell)
     close_reason: str | None
+    offline_seen_at: int | None = None  # first sample seeing its peer offline, since online
 
     @property
     def lifetime_seconds(self) -> int:
@@ -702,6 +709,7 @@ class NodeDB:
                     ts,
                     ts if is_open and ch.peer_online else None,
                     ts if ended else None,
+                    ts if is_open and not ch.peer_online else None,
                 )
             )
             if is_open:
@@ -717,8 +725,9 @@ class NodeDB:
             conn.executemany(
                 """
                 INSERT INTO channels (wallet_id, channel_point, pubkey, capacity_sat, state,
-                    first_seen_at, opened_at, last_seen_at, last_online_at, closed_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    first_seen_at, opened_at, last_seen_at, last_online_at, closed_at,
+                    offline_seen_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(wallet_id, channel_point) DO UPDATE SET
                     pubkey = excluded.pubkey,
                     capacity_sat = excluded.capacity_sat,
@@ -727,7 +736,9 @@ class NodeDB:
                     last_seen_at = excluded.last_seen_at,
                     last_online_at = COALESCE(excluded.last_online_at, channels.last_online_at),
                     closed_at = CASE WHEN excluded.state = 'open' THEN NULL
-                                     ELSE COALESCE(channels.closed_at, excluded.closed_at) END
+                                     ELSE COALESCE(channels.closed_at, excluded.closed_at) END,
+                    offline_seen_at = CASE WHEN excluded.offline_seen_at IS NULL THEN NULL
+                        ELSE COALESCE(channels.offline_seen_at, excluded.offline_seen_at) END
                 """,
                 channel_rows,
             )
@@ -749,14 +760,20 @@ class NodeDB:
         return len(peers)
 
     def offline_since(self, wallet_id: str, channel_points: Iterable[str]) -> dict[str, int]:
-        """Since when (unix seconds) each channel has not been seen online: its last online
-        sample, else when it was first seen. Channels never recorded are left out."""
+        """Since when (unix seconds) each channel's peer has been seen offline: the first
+        sample that saw it so, else its last online sample, else when it was first seen.
+        Channels never recorded are left out.
+
+        The first offline *sample*, not the last online one: when our own node was down for
+        hours, nothing was sampled, and a peer seen online before and reconnecting after has
+        not been away for those hours."""
         points = list(channel_points)
         if not points:
             return {}
         marks = ",".join("?" * len(points))
         rows = self.conn.execute(
-            "SELECT channel_point, COALESCE(last_online_at, first_seen_at) FROM channels"
+            "SELECT channel_point, COALESCE(offline_seen_at, last_online_at, first_seen_at)"
+            " FROM channels"
             f" WHERE wallet_id = ? AND channel_point IN ({marks})",
             [wallet_id, *points],
         ).fetchall()
@@ -893,6 +910,7 @@ class NodeDB:
                     opened_at=_int(r["opened_at"]),
                     last_seen_at=_int(r["last_seen_at"]) or 0,
                     last_online_at=_int(r["last_online_at"]),
+                    offline_seen_at=_int(r["offline_seen_at"]),
                     closed_at=_int(r["closed_at"]),
                     closed_by=_str(r["closed_by"]),
                     close_reason=_str(r["close_reason"]),

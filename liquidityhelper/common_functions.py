@@ -181,6 +181,32 @@ def funder_unspendable_sat(feerate_per_kw: int = ANCHOR_COMMITMENT_FEERATE_PER_K
 COMMITMENT_FEE_ALLOWANCE_SAT = funder_unspendable_sat() - ANCHOR_OUTPUTS_SAT
 
 
+def receiving_floor_sat(feerate_per_kw: int) -> int:
+    """What the funder must hold above its reserve for the peer to send it an HTLC.
+
+    Electrum's ``available_to_spend(REMOTE)`` on a channel we funded: the receiver (us, the
+    funder) must still pay the commitment fee, the new HTLC output's fee and the two anchors,
+    else the peer can send only sub-dust amounts. A cashout that drains our side to the
+    fee-spike buffer of a quiet day leaves a channel that cannot receive once the feerate has
+    more than doubled: hold this back at the feerate the channel must stay able to receive at.
+    """
+    feerate_per_kw = _require_non_negative("feerate_per_kw", feerate_per_kw)
+    return _ceil_div(feerate_per_kw * (COMMITMENT_TX_WEIGHT + HTLC_OUTPUT_WEIGHT), 1000) + (
+        ANCHOR_OUTPUTS_SAT
+    )
+
+
+def channel_feerate_upper_per_kw(target_per_kw: int) -> int:
+    """The highest feerate an anchor channel we fund may carry while Electrum targets
+    ``target_per_kw`` (:func:`anchor_channel_feerate_per_kw`).
+
+    Electrum's ``maybe_update_fee`` leaves the feerate alone while it is within 20 % of the
+    target (``5 * |feerate - target| <= feerate``), so it may sit up to a quarter above it:
+    what a channel can send is counted at that feerate, or cashouts ask for sats it lacks.
+    """
+    return _require_non_negative("target_per_kw", target_per_kw) * 5 // 4
+
+
 def funder_sendable_sat(
     local_sat: int, local_reserve_sat: int, feerate_per_kw: int, unsettled_sat: int = 0
 ) -> int:
@@ -209,27 +235,39 @@ def channel_reserve_sat(capacity: int) -> int:
     return max(_require_non_negative("capacity", capacity) // 100, DUST_LIMIT_SAT)
 
 
+def kept_by_funder_sat(feerate_per_kw: int, hold_feerate_per_kw: int = 0) -> int:
+    """What a cashout leaves on our side above our reserve: Electrum's own floor
+    (:func:`funder_unspendable_sat` at the channel's feerate) or the sats that keep the channel
+    able to receive at ``hold_feerate_per_kw`` (:func:`receiving_floor_sat`), the larger."""
+    return max(funder_unspendable_sat(feerate_per_kw), receiving_floor_sat(hold_feerate_per_kw))
+
+
 def usable_inbound_for_capacity(
     capacity: int,
     feerate_per_kw: int = ANCHOR_COMMITMENT_FEERATE_PER_KW,
     held_back: int = 0,
+    hold_feerate_per_kw: int = 0,
 ) -> int:
     """Inbound liquidity a channel we fund yields once a cashout has pushed out all it can.
 
-    ``capacity - funder_unspendable_sat(feerate) - 2 * channel_reserve_sat - held_back``,
-    floored at 0. As funder we keep our reserve, the anchors and Electrum's fee-spike buffer at
-    the channel's feerate; the cashout keeps ``held_back`` (its routing budget) too; the peer
-    must then keep its own reserve out of what we pushed, so that is not receivable either.
-    Not monotonic in ``capacity``: at each multiple of 100 sats both reserves grow by 1 sat
-    while the capacity grows by 1, so the result dips by 1 sat there.
+    ``capacity - kept_by_funder_sat(feerate, hold_feerate) - 2 * channel_reserve_sat -
+    held_back``, floored at 0. As funder we keep our reserve, the anchors and Electrum's
+    fee-spike buffer at the channel's feerate, or what keeps the channel able to receive at
+    ``hold_feerate_per_kw`` if that is more; the cashout keeps ``held_back`` (its routing
+    budget) too; the peer must then keep its own reserve out of what we pushed, so that is not
+    receivable either. Not monotonic in ``capacity``: at each multiple of 100 sats both
+    reserves grow by 1 sat while the capacity grows by 1, so the result dips by 1 sat there.
     """
     capacity = _require_non_negative("capacity", capacity)
     held_back = _require_non_negative("held_back", held_back)
-    stuck = funder_unspendable_sat(feerate_per_kw) + 2 * channel_reserve_sat(capacity) + held_back
+    kept = kept_by_funder_sat(feerate_per_kw, hold_feerate_per_kw)
+    stuck = kept + 2 * channel_reserve_sat(capacity) + held_back
     return max(capacity - stuck, 0)
 
 
-def _least_inbound_from(capacity: int, feerate_per_kw: int, held_back: int) -> int:
+def _least_inbound_from(
+    capacity: int, feerate_per_kw: int, held_back: int, hold_feerate_per_kw: int = 0
+) -> int:
     """The least usable inbound of any capacity >= ``capacity``.
 
     Usable inbound rises by 1 per sat except onto a multiple of 100 (where it drops by 1), and
@@ -238,8 +276,8 @@ def _least_inbound_from(capacity: int, feerate_per_kw: int, held_back: int) -> i
     """
     next_hundred = (capacity // 100 + 1) * 100
     return min(
-        usable_inbound_for_capacity(capacity, feerate_per_kw, held_back),
-        usable_inbound_for_capacity(next_hundred, feerate_per_kw, held_back),
+        usable_inbound_for_capacity(capacity, feerate_per_kw, held_back, hold_feerate_per_kw),
+        usable_inbound_for_capacity(next_hundred, feerate_per_kw, held_back, hold_feerate_per_kw),
     )
 
 
@@ -247,6 +285,7 @@ def liquidity_to_channel_size(
     liquidity: int,
     feerate_per_kw: int = ANCHOR_COMMITMENT_FEERATE_PER_KW,
     held_back: int = 0,
+    hold_feerate_per_kw: int = 0,
 ) -> int:
     """The smallest capacity from which every capacity yields at least ``liquidity`` inbound.
 
@@ -262,11 +301,12 @@ def liquidity_to_channel_size(
     if liquidity <= 0:
         return 0
     too_small, big_enough = 0, 1  # usable inbound of 0 sats is 0 < liquidity
-    while _least_inbound_from(big_enough, feerate_per_kw, held_back) < liquidity:
+    args = (feerate_per_kw, held_back, hold_feerate_per_kw)
+    while _least_inbound_from(big_enough, *args) < liquidity:
         too_small, big_enough = big_enough, big_enough * 2
     while big_enough - too_small > 1:
         middle = (too_small + big_enough) // 2
-        if _least_inbound_from(middle, feerate_per_kw, held_back) >= liquidity:
+        if _least_inbound_from(middle, *args) >= liquidity:
             big_enough = middle
         else:
             too_small = middle

@@ -323,7 +323,9 @@ class Settings(BaseSettings):
                 f"max_channel_size ({self.max_channel_size})"
             )
         best = cf.usable_inbound_for_capacity(
-            self.max_channel_size, held_back=self.max_routing_fee_sat
+            self.max_channel_size,
+            held_back=self.max_routing_fee_sat,
+            hold_feerate_per_kw=cf.anchor_channel_feerate_per_kw(self.max_onchain_fee_rate),
         )
         if self.min_inbound_liquidity_per_channel > best:
             raise ValueError(

@@ -324,6 +324,9 @@ class Daemon:
             return
         mode, fee_rate, anchor_fee_rate = await self._daemon_facts(backend, next(iter(managed)))
         trampolines = self.peers.trampolines()
+        # Our channels stay able to receive while Electrum's slow estimate is below the open
+        # ceiling: cashouts leave the commitment fee of an incoming HTLC at that rate.
+        hold = cf.anchor_channel_feerate_per_kw(self.settings.max_onchain_fee_rate)
         items = list(managed.values())
 
         async def one(item: tuple[WalletInfo, tuple[str, ...]]) -> WalletSnapshot:
@@ -337,6 +340,7 @@ class Daemon:
                 mode=mode,
                 trampolines=trampolines,
                 anchor_fee_rate=anchor_fee_rate,
+                receive_hold_feerate_per_kw=hold,
             )
 
         results = await bounded_gather(items, one, self.settings.max_concurrency)

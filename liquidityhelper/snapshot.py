@@ -56,6 +56,9 @@ class WalletSnapshot:
     anchor_fee_rate: int | None = None
     # OPEN channels whose peer is offline but was online within the grace period.
     recently_live: frozenset[str] = field(default_factory=frozenset)
+    # The commitment feerate (sat/kw) our channels must stay able to receive at: cashouts
+    # leave what that costs on our side (0: no such hold).
+    receive_hold_feerate_per_kw: int = 0
 
     @property
     def wallet_id(self) -> str:
@@ -77,9 +80,10 @@ class WalletSnapshot:
 
     @property
     def commitment_feerate_per_kw(self) -> int:
-        """Our estimate of the feerate Electrum keeps on our channels (sat/kw)."""
+        """The feerate (sat/kw) our channels may carry now: Electrum's target for them, plus
+        the 25 % it lets a channel drift before it updates (the conservative side)."""
         estimate = self.anchor_fee_rate if self.anchor_fee_rate is not None else self.fee_rate
-        return cf.anchor_channel_feerate_per_kw(estimate)
+        return cf.channel_feerate_upper_per_kw(cf.anchor_channel_feerate_per_kw(estimate))
 
     @property
     def opening_channels(self) -> list[Channel]:
@@ -112,6 +116,16 @@ class WalletSnapshot:
             channel.local_sat, channel.local_reserve_sat, self.commitment_feerate_per_kw
         )
 
+    def channel_cashable(self, channel: Channel) -> int:
+        """What a payment of ours may take out of this channel: what it can send, less what
+        keeps it able to receive at ``receive_hold_feerate_per_kw`` (we fund the channel, so
+        we pay the commitment fee of every HTLC the peer sends us)."""
+        sendable = self.channel_sendable(channel)
+        if not sendable:
+            return 0
+        floor = cf.receiving_floor_sat(self.receive_hold_feerate_per_kw)
+        return max(0, min(sendable, channel.local_sat - channel.local_reserve_sat - floor))
+
     @property
     def sendable_sat(self) -> int:
         return sum(self.channel_sendable(c) for c in self.channels)
@@ -120,11 +134,27 @@ class WalletSnapshot:
     def max_single_send_sat(self) -> int:
         return max((self.channel_sendable(c) for c in self.channels), default=0)
 
+    def cashable_sats(self) -> list[int]:
+        """:meth:`channel_cashable` of every channel, largest first."""
+        return sorted((self.channel_cashable(c) for c in self.channels), reverse=True)
+
     def channel_pushable(self, channel: Channel, held_back: int, min_push: int) -> int:
-        """What a cashout will push out of this channel: sendable less the routing budget it
+        """What a cashout will push out of this channel: cashable less the routing budget it
         keeps, or 0 when that is below the smallest cashout (it would never be sent)."""
-        pushed = self.channel_sendable(channel) - held_back
+        pushed = self.channel_cashable(channel) - held_back
         return pushed if pushed >= max(min_push, 1) else 0
+
+    def channel_receivable_now(self, channel: Channel) -> int:
+        """What the peer can send us on this channel now: Electrum's
+        ``available_to_spend(REMOTE)`` for a channel we fund. Its balance above its reserve,
+        but nothing (sub-dust only) when our side cannot pay the commitment fee of the HTLC
+        at the channel's feerate."""
+        if not channel.is_live:
+            return 0
+        ours = channel.local_sat - channel.local_reserve_sat
+        if ours < cf.receiving_floor_sat(self.commitment_feerate_per_kw):
+            return 0
+        return channel.inbound_sat
 
     def channel_potential_inbound(
         self,
@@ -138,7 +168,10 @@ class WalletSnapshot:
             if not counting_cashout:
                 return 0  # nothing will push its balance out: it will give no inbound
             return cf.usable_inbound_for_capacity(
-                channel.capacity_sat, self.commitment_feerate_per_kw, held_back
+                channel.capacity_sat,
+                self.commitment_feerate_per_kw,
+                held_back,
+                self.receive_hold_feerate_per_kw,
             )
         if not self.counts(channel):
             return 0
@@ -162,7 +195,7 @@ class WalletSnapshot:
     @property
     def inbound_now_sat(self) -> int:
         """What live peers can send us right now."""
-        return sum(c.inbound_sat for c in self.channels if c.is_live)
+        return sum(self.channel_receivable_now(c) for c in self.channels)
 
     def with_updates(self, **changes: object) -> WalletSnapshot:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -232,6 +265,7 @@ async def fetch_wallet(
     mode: LightningMode,
     trampolines: frozenset[str],
     anchor_fee_rate: int | None = None,
+    receive_hold_feerate_per_kw: int = 0,
 ) -> WalletSnapshot:
     # One after the other: max_concurrency then bounds the requests in flight, and httpx's
     # connection pool costs CPU per pooled connection on every request (BENCHMARKS.md).
@@ -247,4 +281,5 @@ async def fetch_wallet(
         mode=mode,
         trampolines=trampolines,
         anchor_fee_rate=anchor_fee_rate,
+        receive_hold_feerate_per_kw=receive_hold_feerate_per_kw,
     )

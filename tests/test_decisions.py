@@ -201,16 +201,42 @@ def test_cashout_leaves_reserve_allowance_budget_and_fee_due_behind() -> None:
         fee_start_date="2026-01-01",
     )
     snap = wallet_snapshot(channels=_live(500_000))
-    sendable = (
-        500_000
-        - cf.channel_reserve_sat(1_000_000)
-        - cf.COMMITMENT_FEE_ALLOWANCE_SAT
-        - cf.ANCHOR_OUTPUTS_SAT
-    )
+    # Electrum's available_to_spend at the highest feerate the channel may carry (its target
+    # plus the 25 % it drifts before an update).
+    feerate = snap.commitment_feerate_per_kw
+    assert feerate == cf.channel_feerate_upper_per_kw(cf.anchor_channel_feerate_per_kw(5))
+    sendable = cf.funder_sendable_sat(500_000, cf.channel_reserve_sat(1_000_000), feerate)
+    assert sendable < 500_000 - 10_000 - cf.funder_unspendable_sat()
     d = decide_cashout(snap, s, fee_due=2_000, backoff_until=None, now=NOW)
     assert isinstance(d[0], PayLightningAddress)
     assert d[0].amount_sat == sendable - (2_000 + 100) - 100
     assert d[0].address == "m@127.0.0.1" and d[0].min_amount_sat == s.min_cashout_sat
+
+
+def test_the_fee_held_back_fits_in_one_channel() -> None:
+    """The year's last cashout: the fee due was held back from the sum over both channels,
+    but a payment goes through one, so the fee payment found no channel that could carry it
+    (insufficient_outbound) and the plan's promise fell 694 sats short."""
+    s = settings(
+        cashout_lightning_address="m@127.0.0.1",
+        max_routing_fee_sat=100,
+        fee_rate=Decimal("0.01"),
+        fee_lightning_address="op@127.0.0.1",
+        fee_start_date="2026-01-01",
+    )
+    best = channel(1_000_000, local=500_000, remote=480_000)
+    thin = channel(1_000_000, local=18_443, remote=960_000)
+    snap = wallet_snapshot(channels=(best, thin))
+    assert 0 < snap.channel_cashable(thin) < 1_125
+    d = decide_cashout(snap, s, fee_due=1_025, backoff_until=None, now=NOW)
+    assert isinstance(d[0], PayLightningAddress)
+    assert d[0].amount_sat == snap.channel_cashable(best) - 1_125 - 100
+    # A second channel that holds the fee and its budget lets the cashout take the best one.
+    roomy = channel(1_000_000, local=19_943, remote=960_000)
+    snap = wallet_snapshot(channels=(best, roomy))
+    d = decide_cashout(snap, s, fee_due=1_025, backoff_until=None, now=NOW)
+    assert isinstance(d[0], PayLightningAddress)
+    assert d[0].amount_sat == snap.channel_cashable(best) - 100
 
 
 def test_cashout_through_a_non_trampoline_is_impossible_in_trampoline_mode() -> None:

@@ -159,3 +159,30 @@ async def test_hours_our_node_was_down_do_not_age_the_peers_grace(tmp_path: Path
         await sc.cycle()
         assert len(await sc.runtime.backends[0].list_store_invoices(sc.store_id)) == invoices
         assert len(sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)) == opens
+
+
+async def test_channels_cashed_out_on_a_quiet_day_still_receive_when_fees_rise(
+    tmp_path: Path,
+) -> None:
+    """The year, days 85-88: cashouts at 1-5 sat/vB left our side of each channel at
+    Electrum's fee-spike buffer; the estimate rose (to 28 sat/vB there, 14 here), we (the funder) could no
+    longer pay an incoming HTLC's commitment fee, the peers could send only sub-dust amounts
+    while the daemon counted 366,329 sats of inbound now, and customers' payments failed."""
+    from liquidityhelper.simulator import ChanState
+
+    async with scenario(tmp_path, max_onchain_fee_rate=30) as sc:
+        sc.sim.set_fee_rate(2)
+        await fund_and_open(sc)
+        for _ in range(4):  # the cashouts push out all they may
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        assert sc.daemon.journal.entries(sc.wallet_id, Kind.CASHOUT)
+        sc.sim.set_fee_rate(14)
+        await sc.sim.mine(1)  # Electrum raises the channels' feerate
+        sc.clock.advance(minutes=5)
+        await sc.cycle()
+        chans = [c for c in sc.sim.channels(sc.wallet_id) if c.state is ChanState.OPEN]
+        can = [sc.sim.receivable_msat(c.channel_point) // 1000 for c in chans]
+        assert len(can) == 2 and min(can) > 150_000, can
+        gauge = sc.daemon.metrics.wallets[sc.wallet_id].inbound_now_sat
+        assert gauge <= sum(can), (gauge, can)

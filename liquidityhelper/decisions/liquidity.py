@@ -55,7 +55,16 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
         needs.append("inbound_below_target")
     if channels < settings.min_channel_count:
         needs.append("channels_below_target")
-    if not per_channel_ok and settings.min_inbound_liquidity_per_channel > 0:
+    # At today's channel feerate even the largest channel may fall short of the per-channel
+    # goal (config checks it at a quiet feerate): no channel opened or top-up asked now could
+    # meet it, so it waits for fees to come down rather than buying a channel that cannot.
+    reachable = cf.usable_inbound_for_capacity(
+        settings.max_channel_size,
+        snap.commitment_feerate_per_kw,
+        held_back,
+        snap.receive_hold_feerate_per_kw,
+    )
+    if not per_channel_ok and 0 < settings.min_inbound_liquidity_per_channel <= reachable:
         needs.append("no_channel_big_enough")
 
     # Price the plan at the current estimate, never above the ceiling: no open happens above
@@ -81,6 +90,7 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
             "spendable_sat": confirmed,
             "incoming_sat": incoming,
             "inbound_now_sat": snap.inbound_now_sat,
+            "per_channel_reachable_sat": reachable,
         },
     )
     if not needs:
@@ -92,6 +102,7 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
         per_channel_ok,
         settings,
         feerate_per_kw=snap.commitment_feerate_per_kw,
+        hold_feerate_per_kw=snap.receive_hold_feerate_per_kw,
     )
     topup = cf.topup_amount(
         capacities, confirmed, existing, fee_rate, settings.onchain_extra_reserve
@@ -108,6 +119,7 @@ def planned_capacities(
     settings: Settings,
     *,
     feerate_per_kw: int = cf.ANCHOR_COMMITMENT_FEERATE_PER_KW,
+    hold_feerate_per_kw: int = 0,
 ) -> list[int]:
     """Channel capacities that close the gap: the missing liquidity over the missing channels.
 
@@ -127,6 +139,7 @@ def planned_capacities(
                 max(part, settings.min_inbound_liquidity_per_channel),
                 feerate_per_kw,
                 settings.max_routing_fee_sat,
+                hold_feerate_per_kw,
             ),
             min_channel=settings.min_channel_size,
             max_channel=settings.max_channel_size,

@@ -49,7 +49,8 @@ def fee_due_sat(
 
 
 def _outbound(snap: WalletSnapshot, settings: Settings) -> tuple[int, int]:
-    return snap.sendable_sat, snap.max_single_send_sat
+    cashable = snap.cashable_sats()
+    return sum(cashable), max(cashable, default=0)
 
 
 def decide_cashout(
@@ -66,11 +67,15 @@ def decide_cashout(
         return [Skip(section, wid, "no_cashout_address", {})]
     if backoff_until is not None and now < backoff_until:
         return [Skip(section, wid, "backing_off", {"until": backoff_until.isoformat()})]
-    total, single = _outbound(snap, settings)
+    cashable = snap.cashable_sats()
+    total, single = sum(cashable), max(cashable, default=0)
+    second = cashable[1] if len(cashable) > 1 else 0
     budget = settings.max_routing_fee_sat
-    # Leave the fee due (and its own routing budget) behind for the fee payment.
+    # Leave the fee due (and its own routing budget) behind for the fee payment. A payment
+    # goes through one channel: the fee can follow from the second-best channel when that one
+    # holds it, else the cashout leaves it in the best one.
     held_for_fee = fee_due + budget if fee_due > 0 and settings.fees_enabled else 0
-    amount = min(single, total - held_for_fee) - budget
+    amount = (single if second >= held_for_fee else single - held_for_fee) - budget
     numbers = {
         "sendable_sat": total,
         "best_channel_sat": single,

@@ -49,6 +49,10 @@ WALLET_NAME = "liquidityhelper"
 FEE_RATE = Decimal("0.01")  # the operator's 1 %
 # Their 1 % (1,280 sat) is a fee payment big enough for a real route's fee under the caps.
 CUSTOMER_PAYMENTS_SAT = (42_000, 25_000, 61_000)
+# Then a big order paid on-chain, once the goal is met: sats the wallet does not need, so
+# the daemon puts them into one more channel ("spare funds", on by default). It is revenue:
+# the operator's fee counts it too.
+ONCHAIN_ORDER_SAT = 300_000
 POLL = timedelta(minutes=5)  # simulated time between two cycles
 BLOCK = timedelta(minutes=10)
 MAX_CLOSING_CYCLES = 6
@@ -111,7 +115,8 @@ class DemoResult:
     ok: bool = False
     topups: list[dict[str, Any]] = field(default_factory=list)
     channels: list[dict[str, Any]] = field(default_factory=list)
-    customer_payments_sat: list[int] = field(default_factory=list)
+    customer_payments_sat: list[int] = field(default_factory=list)  # over Lightning
+    onchain_payments_sat: list[int] = field(default_factory=list)  # the spare funds' source
     cashouts: list[dict[str, Any]] = field(default_factory=list)
     fee_payments: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -134,6 +139,8 @@ class Story:
         self.pace = pace
         self.aliases: dict[str, str] = {}
         self.topups: list[dict[str, Any]] = []
+        self.spare_opens: list[tuple[str, int]] = []  # spare-funds channels: peer, capacity
+        self.extra_reserve = 0  # the settings' onchain_extra_reserve, for the story
         self.problems: list[str] = []
 
     def say(self, text: str) -> None:
@@ -167,6 +174,15 @@ class Story:
             self.say(f"top-up needed: {sat:,} sat ({ev['btc']} BTC), invoiced in the store")
         elif name == "channel_opened":
             self.say(f"channel opened to {self.alias(str(ev['peer']))} {ev['amount_sat']:,} sat")
+            if ev.get("reason") == "spare_funds":
+                self.spare_opens.append((str(ev["peer"]), int(ev["amount_sat"])))
+                self.say(
+                    f"→ spare funds: the goal is met, so the on-chain sats above the close "
+                    f"reserves and the onchain_extra_reserve floor ({self.extra_reserve:,} "
+                    f"sat here) went into one more channel, as large as they allow: "
+                    f"{ev['amount_sat']:,} sat. Cashed out, it is more inbound; "
+                    "open_spare_funds = false would keep them on-chain"
+                )
         elif name == "payment_succeeded":
             what = "cashout" if ev.get("kind") == "cashout" else "fee"
             self.say(f"{what} {ev['amount_sat']:,} sat → {ev['address']}")
@@ -241,6 +257,7 @@ class _Demo:
         self.clock = clock
         self.story = story
         self.cycles = 0
+        self.onchain_paid: list[int] = []
         self._inbound: int | None = None
         daemon.on_cycle.append(self._after_cycle)
 
@@ -288,11 +305,35 @@ class _Demo:
             paid.append(sats)
             self.story.say(f"a customer pays {sats:,} sat over Lightning")
             await self.story.pause()
-        for _ in range(MAX_CLOSING_CYCLES):  # cashouts and the fee, until nothing is left to do
+        self.onchain_paid = await self.onchain_order(store_id)
+        # Cashouts, the fee and the spare-funds channel, until nothing is left to do.
+        for _ in range(MAX_CLOSING_CYCLES):
+            spare_opens = len(self.story.spare_opens)
             report = await self.cycle()
-            if not report.actions and self.daemon.journal.entries(kind=Kind.FEE_PAYMENT):
+            if len(self.story.spare_opens) > spare_opens:
+                await self.mine(3, "the spare-funds channel is open")
+            elif not report.actions and self.daemon.journal.entries(kind=Kind.FEE_PAYMENT):
                 break
         return paid
+
+    async def onchain_order(self, store_id: str) -> list[int]:
+        """A big order paid on-chain once the goal is met: spare funds. What was paid."""
+        self.clock.advance(timedelta(minutes=7))
+        invoice = self.sim.create_invoice(
+            store_id, cf.format_btc(ONCHAIN_ORDER_SAT), currency="BTC"
+        )
+        try:
+            self.sim.customer_pay(invoice, lightning=False)
+        except SimError as exc:
+            self.story.problems.append(f"customer_payment_failed {exc}")
+            self.story.say(f"problem: a customer could not pay on-chain: {exc}")
+            return []
+        self.story.say(
+            f"a customer pays {ONCHAIN_ORDER_SAT:,} sat on-chain (a catering order): the "
+            "liquidity goal is met already, so these sats are spare"
+        )
+        await self.mine(1, "the catering order confirms")
+        return [ONCHAIN_ORDER_SAT]
 
 
 def _payments(journal: Journal, kind: Kind) -> list[dict[str, Any]]:
@@ -348,12 +389,14 @@ def _channels(journal: Journal, story: Story) -> list[dict[str, Any]]:
     for e in journal.entries(kind=Kind.CHANNEL_OPEN):
         if e.status is Status.SUCCEEDED:
             peer = e.destination.split("@", 1)[0]
+            spare = (peer, e.amount_sat) in story.spare_opens
             out.append(
                 {
                     "peer": peer,
                     "alias": story.aliases.get(peer, ""),
                     "capacity_sat": e.amount_sat,
                     "channel_point": e.reference,
+                    "reason": "spare_funds" if spare else "need_liquidity",
                 }
             )
     return out
@@ -373,6 +416,7 @@ async def run_demo_async(story: Story, clock: DemoClock) -> DemoResult:
             await sim.add_lnurl_server("operator")
             operator = sim.add_lightning_address("fees", server="operator")
             settings = demo_settings(sim, token, Path(tmp), merchant, operator, clock.start)
+            story.extra_reserve = settings.onchain_extra_reserve
             story.intro()
             story.say(f"Bitcart (simulated, regtest) at {sim.api_url}")
             story.say(f'store "{STORE_NAME}": new Lightning wallet, no coins, no channels')
@@ -384,6 +428,7 @@ async def run_demo_async(story: Story, clock: DemoClock) -> DemoResult:
                 daemon = Daemon(settings, rt.backends, rt.journal, rt.peers, rt.http, clock=clock)
                 demo = _Demo(sim, daemon, clock, story)
                 result.customer_payments_sat = await demo.play(store_id)
+                result.onchain_payments_sat = demo.onchain_paid
                 statuses, snapshot = await collect(daemon)
                 report = await collect_report(
                     rt.backends, rt.journal, settings, since=None, now=clock()
@@ -415,6 +460,7 @@ async def run_demo_async(story: Story, clock: DemoClock) -> DemoResult:
     result.ok = bool(
         result.topups
         and result.channels
+        and any(c["reason"] == "spare_funds" for c in result.channels)
         and result.cashouts
         and len(result.fee_payments) == 1
         and not result.problems
@@ -429,6 +475,10 @@ def _closing_lines(result: DemoResult) -> list[str]:
             for what, done in (
                 ("a top-up", result.topups),
                 ("a channel", result.channels),
+                (
+                    "a spare-funds channel",
+                    any(c["reason"] == "spare_funds" for c in result.channels),
+                ),
                 ("a cashout", result.cashouts),
                 ("exactly one fee payment", len(result.fee_payments) == 1),
             )
@@ -440,10 +490,15 @@ def _closing_lines(result: DemoResult) -> list[str]:
             "rerun with --log-level INFO to see the daemon's own log",
         ]
     hours, minutes = divmod(result.simulated_minutes, 60)
+    spare = sum(c["reason"] == "spare_funds" for c in result.channels)
     return [
         "",
-        f"{hours} h {minutes:02d} min of a merchant's day in {result.seconds} s: "
-        f"{len(result.channels)} channels, {len(result.cashouts)} cashouts, 1 fee payment.",
+        *wrap(
+            "",
+            f"{hours} h {minutes:02d} min of a merchant's day in {result.seconds} s: "
+            f"{len(result.channels)} channels ({spare} from spare funds), "
+            f"{len(result.cashouts)} cashouts, 1 fee payment.",
+        ),
         "With your own Bitcart: `liquidityhelper config check`, then",
         "`liquidityhelper --dry-run once` (see README.md).",
     ]

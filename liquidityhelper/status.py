@@ -19,7 +19,7 @@ from liquidityhelper import common_functions as cf
 from liquidityhelper.actions import Decision, OpenChannel, PayLightningAddress, Skip
 from liquidityhelper.config import Settings
 from liquidityhelper.controls import paused
-from liquidityhelper.decisions.liquidity import plan_liquidity
+from liquidityhelper.decisions.liquidity import LiquidityPlan, plan_liquidity
 from liquidityhelper.decisions.opening import decide_opening
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
@@ -123,8 +123,8 @@ async def _reasons(daemon: Daemon, snap: WalletSnapshot, now: datetime) -> dict[
     candidates = daemon.candidates(snap, max(1, len(plan.planned_capacities)))
     topups = decide_topup(snap, plan, s, peers_available=bool(candidates))
     reasons = {
-        "channel_opening": _describe(
-            decide_opening(snap, plan, s, candidates, open_in_flight=False)
+        "channel_opening": _opening_reason(
+            snap, plan, s, decide_opening(snap, plan, s, candidates, open_in_flight=False)
         ),
         "topups": _describe([d for d in topups if isinstance(d, Skip)])
         or _topup_reason(plan.topup_due, plan.topup_sat),
@@ -164,6 +164,42 @@ async def _reasons(daemon: Daemon, snap: WalletSnapshot, now: datetime) -> dict[
         ),
     )
     return reasons
+
+
+def _opening_reason(
+    snap: WalletSnapshot, plan: LiquidityPlan, s: Settings, decisions: list[Decision]
+) -> str:
+    """The opening decisions in words, and for spare funds (goal met) what they come to: the
+    channel they open, or the one ``open_spare_funds = false`` or the floor
+    (``onchain_extra_reserve``) holds back."""
+    text = _describe(decisions)
+    first = decisions[0] if len(decisions) == 1 else None
+    floor = s.onchain_extra_reserve
+    if isinstance(first, OpenChannel) and first.reason == "spare_funds":
+        return (
+            f"{text} (spare_funds: goal met, spare_sat={plan.spare_sat} above the close "
+            f"reserves and onchain_extra_reserve={floor})"
+        )
+    fee_rate = snap.fee_rate
+    if not (isinstance(first, Skip) and first.reason == "goal_met") or fee_rate is None:
+        return text
+    if not s.open_spare_funds:
+        size = _spare_channel(plan.spare_sat, fee_rate, s)
+        return f"{text}: on, it would open {_sat(size)}" if size else text
+    if floor:
+        unbounded = plan_liquidity(snap, s.model_copy(update={"onchain_extra_reserve": 0}))
+        size = _spare_channel(unbounded.spare_sat, fee_rate, s)
+        text += f" onchain_extra_reserve={floor}"
+        if size:
+            text += f": the floor holds back a {_sat(size)} channel"
+    return text
+
+
+def _spare_channel(spare_sat: int, fee_rate: int, s: Settings) -> int:
+    """The channel spare funds make (opening.py's rule), 0 when too small for one."""
+    return cf.sats_to_max_channel_size(
+        spare_sat, fee_rate, max_channel=s.max_channel_size, min_channel=s.min_channel_size
+    )
 
 
 async def _topup_invoice(daemon: Daemon, snap: WalletSnapshot) -> dict[str, str] | None:

@@ -13,7 +13,9 @@ import pytest
 
 from liquidityhelper.cli import main as cli_main
 from liquidityhelper.config import Settings
-from liquidityhelper.demo import CUSTOMER_PAYMENTS_SAT, FEE_RATE, run_demo
+from liquidityhelper.demo import CUSTOMER_PAYMENTS_SAT, FEE_RATE, ONCHAIN_ORDER_SAT, run_demo
+
+REVENUE_SAT = sum(CUSTOMER_PAYMENTS_SAT) + ONCHAIN_ORDER_SAT  # what the operator's fee is on
 
 
 def sats(text: str) -> int:
@@ -31,24 +33,40 @@ def test_demo_tells_the_story_and_ends_with_the_status() -> None:
     assert len(topups) == 1
     assert re.search(r"top-up needed: [\d,]+ sat \(0\.\d{8} BTC\)", topups[0])
     opened = [x for x in lines if "channel opened to " in x]
-    assert len(opened) == 2
-    assert all(re.search(r"to \S+-sim 200,000 sat$", x) for x in opened)
+    assert len(opened) == 3
+    assert all(re.search(r"to \S+-sim 200,000 sat$", x) for x in opened[:2])
+    # The third: spare funds, once the goal is met and a customer paid a big order on-chain.
+    [spare] = re.findall(r"\] channel opened to \S+-sim ([\d,]+) sat\n.*?→ spare funds", story)
+    assert 200_000 < sats(spare) < ONCHAIN_ORDER_SAT
+    told = " ".join(story[story.index("→ spare funds") :].split())
+    assert told.startswith(
+        "→ spare funds: the goal is met, so the on-chain sats above the close reserves and "
+        "the onchain_extra_reserve floor (0 sat here) went into one more channel, as large "
+        f"as they allow: {spare} sat."
+    )
+    assert "open_spare_funds = false" in told
     cashouts = [sats(m) for m in re.findall(r"\] cashout ([\d,]+) sat → merchant@", story)]
-    assert len(cashouts) >= 2 and all(c > 0 for c in cashouts)
+    assert len(cashouts) >= 3 and all(c > 0 for c in cashouts)
     fees = re.findall(r"\] fee ([\d,]+) sat → fees@", story)
-    assert [sats(f) for f in fees] == [int(sum(CUSTOMER_PAYMENTS_SAT) * FEE_RATE)]  # once
+    assert [sats(f) for f in fees] == [int(REVENUE_SAT * FEE_RATE)]  # once
     assert "problem" not in story
-    # In order: top-up, channels, a cashout, customers, then the fee.
+    # In order: top-up, channels, a cashout (the goal is met), customers, the on-chain order
+    # confirms, the spare-funds channel, the fee; the spare channel's balance is cashed out.
     order = [
         story.index("top-up needed"),
         story.index("channel opened"),
         re.search(r"\] cashout \d", story).start(),  # type: ignore[union-attr]
         story.index("a customer pays"),
+        story.index(f"a customer pays {ONCHAIN_ORDER_SAT:,} sat on-chain"),
+        story.index("1 block mined: the catering order confirms"),
+        story.index("→ spare funds"),
         story.index("] fee "),
+        story.index("3 blocks mined: the spare-funds channel is open"),
+        story.rindex("] cashout "),
     ]
     assert order == sorted(order)
 
-    assert "  channels      2 live of 2 wanted, 0 opening" in status
+    assert "  channels      3 live of 2 wanted, 0 opening" in status
     assert "(goal met)" in status
     assert f"  last fee      {fees[0]} sat succeeded" in status
     assert all(len(line) <= 80 for line in text.splitlines())
@@ -66,13 +84,18 @@ def test_demo_json_is_one_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     assert doc["problems"] == []
     [topup] = doc["topups"]
     assert topup["sat"] > 0 and topup["invoice"]
-    assert [c["capacity_sat"] for c in doc["channels"]] == [200_000, 200_000]
-    assert all(c["alias"].endswith("-sim") for c in doc["channels"])
+    channels = doc["channels"]
+    assert [c["capacity_sat"] for c in channels[:2]] == [200_000, 200_000]
+    assert [c["reason"] for c in channels] == ["need_liquidity"] * 2 + ["spare_funds"]
+    assert 200_000 < channels[2]["capacity_sat"] < ONCHAIN_ORDER_SAT
+    assert len({c["peer"] for c in channels}) == 3
+    assert all(c["alias"].endswith("-sim") for c in channels)
     assert doc["customer_payments_sat"] == list(CUSTOMER_PAYMENTS_SAT)
-    assert len(doc["cashouts"]) >= 2
-    assert [f["sat"] for f in doc["fee_payments"]] == [sum(CUSTOMER_PAYMENTS_SAT) // 100]
+    assert doc["onchain_payments_sat"] == [ONCHAIN_ORDER_SAT]
+    assert len(doc["cashouts"]) >= 3
+    assert [f["sat"] for f in doc["fee_payments"]] == [REVENUE_SAT // 100]
     [wallet] = doc["final_status"]["wallets"]
-    assert wallet["live_channels"] == 2
+    assert wallet["live_channels"] == 3
     assert wallet["inbound_sat"] >= wallet["target_inbound_sat"]
     assert wallet["last_fee_payment"]["amount_sat"] == doc["fee_payments"][0]["sat"]
     assert wallet["in_flight"] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -178,3 +179,50 @@ def test_wrap_never_exceeds_the_width() -> None:
 def test_status_without_a_token_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["status"]) == 2
     assert "api_token" in capsys.readouterr().err
+
+
+async def test_next_open_shows_the_spare_funds_channel_or_what_holds_it_back(
+    tmp_path: Path,
+) -> None:
+    """Goal met and spare on-chain sats: `next open` names the spare-funds channel and its
+    size; with open_spare_funds off or a floor (onchain_extra_reserve) holding the sats, it
+    says so and what channel they would make. The daemon then opens exactly that channel."""
+    async with scenario(tmp_path) as sc:
+        await fund_and_open(sc)
+        await sc.cycle()  # first cashout: the goal is met
+        assert row(await text_of(sc), "next open").startswith("goal_met ")
+        sc.sim.fund_wallet(sc.wallet_id, 300_000)  # more than the wallet needs
+        await sc.sim.mine(1)
+
+        text = await text_of(sc)
+        assert_80_columns(text)
+        spare = row(text, "next open")
+        found = re.fullmatch(
+            r"would open ([\d,]+) sat to [0-9a-f]{16}\.\.\. \(spare_funds: goal met, "
+            r"spare_sat=(\d+) above the close reserves and onchain_extra_reserve=0\)",
+            spare,
+        )
+        assert found, spare
+        size, spare_sat = int(found[1].replace(",", "")), int(found[2])
+        assert 200_000 <= size < spare_sat <= 300_000 + 10_000
+
+        settings = sc.daemon.settings
+        sc.daemon.settings = settings.model_copy(update={"open_spare_funds": False})
+        off = row(await text_of(sc), "next open")
+        assert off.startswith("goal_met ")
+        assert off.endswith(f"open_spare_funds=off: on, it would open {size:,} sat")
+
+        floor = spare_sat - 150_000  # leaves too little above the floor for a channel
+        sc.daemon.settings = settings.model_copy(update={"onchain_extra_reserve": floor})
+        held = row(await text_of(sc), "next open")
+        assert held.startswith("goal_met ")
+        assert "spare_sat=150000 min_channel_size=200000" in held
+        assert held.endswith(
+            f"onchain_extra_reserve={floor}: the floor holds back a {size:,} sat channel"
+        )
+
+        sc.daemon.settings = settings
+        await sc.cycle()  # status said what the cycle does
+        opened = sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)
+        assert [e.amount_sat for e in opened][-1] == size
+        assert len(opened) == 3

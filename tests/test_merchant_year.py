@@ -746,15 +746,6 @@ def test_no_channel_opened_that_the_goal_did_not_need(year: Year) -> None:
 # --- (b) every top-up was needed when asked -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon: on day 5 our node came back after hours down and the next cycle landed in "
-    "Electrum's 3-s reconnect window; the channels' last online sample was from before the "
-    "outage, so peer_offline_grace_seconds (900) had run out and neither counted: a "
-    "379,180-sat top-up was invoiced (needs inbound, channels, per-channel size; planned "
-    "2 x 200,000 at 4 sat/vB) while 2 channels were there giving 372,480 sats of inbound after "
-    "cashouts; invalidated as not_needed one cycle later.",
-)
 def test_every_topup_asked_was_needed_when_asked(year: Year) -> None:
     assert year.topups, "the year asked no top-up: the story did not happen"
     wrong = []
@@ -838,13 +829,6 @@ def test_no_open_tried_again_and_again_that_our_coins_cannot_pay(year: Year) -> 
     assert len(unpayable) <= 3, (len(unpayable), shown)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon: a peer with only a closed channel still counts as one the wallet 'already "
-    "has' (candidates() excludes every channel's peer, closed ones too): at the end 1,406,788 "
-    "spare sats (a 1,401,167-sat channel) and no peer, while 2 trampolines had no open "
-    "channel and no blacklist entry in force; with closed channels left out, 1 peer ranks.",
-)
 def test_spare_funds_find_a_peer_that_could_take_them(year: Year) -> None:
     """Once the goal is met, spare on-chain funds go into one more channel (README: spare
     funds). A peer whose only channel with us was closed (and whose blacklist ran out) is a
@@ -862,15 +846,6 @@ def test_spare_funds_find_a_peer_that_could_take_them(year: Year) -> None:
 # --- (d) promised inbound is achieved -------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="daemon: decide_cashout holds back the operator's fee due and its routing budget "
-    "(1,025 + 100 sats) from the sum over both channels (total - held), but a payment goes "
-    "through one channel: the last cashout (57,587 sats) left the best channel 794 sendable, "
-    "the fee payment is refused (insufficient_outbound) and those sats stay on our side; "
-    "the plan counted them as pushed out: promised 373,841 sats, the channels gave 373,147 "
-    "(694 over).",
-)
 def test_promised_inbound_is_achieved(year: Year) -> None:
     # Within a stated tolerance per live channel: the last sats below min_cashout stay, and
     # Electrum lets the peer add one more sub-dust HTLC than the daemon's non-dust arithmetic.
@@ -883,15 +858,6 @@ def test_promised_inbound_is_achieved(year: Year) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon: inbound now is counted as the peer's balance above its reserve, but we "
-    "fund the channels and must pay each incoming HTLC's commitment fee: cashouts at low fee "
-    "rates left 14,410 and 15,259 sats on our side, the rate rose to 28 sat/vB (10,500 "
-    "sat/kw) and on days 85-88 (32 cycles) the daemon counted 366,329 sats of inbound while "
-    "the peers could send 1,090 (545 each, sub-dust only): 4 customer payments of 169,800 "
-    "sats failed with the goal 'met'.",
-)
 def test_inbound_now_is_what_the_peers_can_send(year: Year) -> None:
     """All year, not only at the end: the inbound the daemon counts live peers can send us.
     We fund our channels, so we pay the commitment fee of every HTLC the peer adds: a cashout

@@ -42,6 +42,13 @@ class Status(enum.StrEnum):
 
 PAYMENT_KINDS = (Kind.CASHOUT, Kind.FEE_PAYMENT)
 PAYMENT_LABEL_PREFIX = "liquidityhelper "
+_PAYMENT_KINDS_SQL = ", ".join(f"'{k.value}'" for k in PAYMENT_KINDS)
+# A payment's routing fee in whole sats, rounded up per entry: Python's ``-(-fee_msat // 1000)``
+# (NULL as 0). SQLite's integer division truncates toward zero, which is the ceiling for a
+# negative numerator, so only a positive one needs the +999.
+_ROUTING_SAT_SQL = (
+    "CASE WHEN fee_msat > 0 THEN (fee_msat + 999) / 1000 ELSE COALESCE(fee_msat, 0) / 1000 END"
+)
 
 
 def payment_label(kind: str) -> str:
@@ -115,6 +122,31 @@ SAMPLE_EVERY = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
+class KindSummary:
+    """One wallet's entries of one kind, in a few numbers: any new entry or change of status
+    changes at least one of them (what is compared to know nothing changed)."""
+
+    entries: int = 0
+    last_id: int = 0
+    pending: int = 0
+    succeeded: int = 0
+    succeeded_sat: int = 0  # principal of the succeeded ones (``paid_sat``)
+
+
+@dataclass(slots=True)
+class _PaymentTotals:
+    """``Journal.payment_totals`` so far: every payment entry up to ``upto`` is summed, but
+    those still ``pending`` then, looked at again on each call until they are final. A final
+    entry never changes (``finish`` is for pending ones; were a summed one finished again, the
+    cache is dropped). Valid while ``data_version`` says no other connection wrote."""
+
+    data_version: int
+    upto: int
+    pending: set[int]
+    sums: dict[tuple[str, Kind], tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     wallet_id: str
     at: datetime
@@ -136,6 +168,7 @@ class Journal:
         self.read_only = read_only
         self._conn = conn
         self._conn.row_factory = sqlite3.Row
+        self._totals: _PaymentTotals | None = None
         if not read_only:
             self._migrate()
 
@@ -278,6 +311,9 @@ class Journal:
         reference: str | None = None,
         detail: str | None = None,
     ) -> Entry:
+        totals = self._totals
+        if totals is not None and entry_id <= totals.upto and entry_id not in totals.pending:
+            self._totals = None  # an entry already summed changes: sum again from scratch
         with self._tx() as c:
             c.execute(
                 "UPDATE actions SET status = ?, updated_at = ?,"
@@ -342,6 +378,79 @@ class Journal:
             sql += " AND created_at >= ?"
             args.append(_iso(since))
         return int(self._conn.execute(sql, args).fetchone()[0])
+
+    def kind_summary(self, wallet_id: str, kind: Kind) -> KindSummary:
+        """How many entries of ``kind`` the wallet has, the last one's id, how many are pending
+        and succeeded, and the succeeded ones' principal (as ``paid_sat``), in one query."""
+        row = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0),"
+            " COALESCE(SUM(status = 'pending'), 0), COALESCE(SUM(status = 'succeeded'), 0),"
+            " COALESCE(SUM(CASE WHEN status = 'succeeded' THEN amount_sat END), 0)"
+            " FROM actions WHERE wallet_id = ? AND kind = ?",
+            (wallet_id, kind.value),
+        ).fetchone()
+        return KindSummary(*(int(v) for v in row))
+
+    def payment_totals(self) -> dict[tuple[str, Kind], tuple[int, int]]:
+        """(wallet, kind) -> (principal, routing fees in sats) of every succeeded payment (a
+        kind of ``PAYMENT_KINDS``), all time; each entry's routing fee is rounded up to a
+        whole sat before summing. Only wallets and kinds with a succeeded payment appear.
+
+        Summed in SQL, and incrementally: the sums are kept, so a call reads only the entries
+        written since the last one (by id, the table's own order) and the payments that were
+        still pending then; it costs the same whatever the journal's age. Another connection's
+        write (``PRAGMA data_version``) or a summed entry finished again sums all afresh.
+        """
+        own_tx = not self._conn.in_transaction
+        if own_tx:
+            self._conn.execute("BEGIN")  # one snapshot for the reads below
+        try:
+            version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            cache = self._totals
+            if cache is None or cache.data_version != version:
+                cache = self._totals = _PaymentTotals(version, 0, set(), {})
+            if cache.pending:  # the ones pending before: any final now?
+                marks = ", ".join("?" * len(cache.pending))
+                rows = self._conn.execute(
+                    f"SELECT id, wallet_id, kind, status, amount_sat, {_ROUTING_SAT_SQL}"
+                    f" FROM actions WHERE id IN ({marks})",
+                    sorted(cache.pending),
+                ).fetchall()
+                for r in rows:
+                    if r[3] == Status.PENDING.value:
+                        continue
+                    cache.pending.discard(int(r[0]))
+                    if r[3] == Status.SUCCEEDED.value:
+                        _add_totals(cache.sums, {(str(r[1]), Kind(r[2])): (int(r[4]), int(r[5]))})
+            top = int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM actions").fetchone()[0])
+            if top > cache.upto:
+                window = (cache.upto, top)
+                cache.pending.update(
+                    int(r[0])
+                    for r in self._conn.execute(
+                        "SELECT id FROM actions WHERE id > ? AND id <= ? AND status = 'pending'"
+                        f" AND kind IN ({_PAYMENT_KINDS_SQL})",
+                        window,
+                    )
+                )
+                _add_totals(cache.sums, self._payment_sums(*window))
+                cache.upto = top
+            return dict(cache.sums)
+        except BaseException:
+            self._totals = None  # perhaps half updated: sum afresh next time
+            raise
+        finally:
+            if own_tx:
+                self._conn.commit()
+
+    def _payment_sums(self, after: int, upto: int) -> dict[tuple[str, Kind], tuple[int, int]]:
+        rows = self._conn.execute(
+            f"SELECT wallet_id, kind, SUM(amount_sat), SUM({_ROUTING_SAT_SQL}) FROM actions"
+            " WHERE id > ? AND id <= ? AND status = 'succeeded'"
+            f" AND kind IN ({_PAYMENT_KINDS_SQL}) GROUP BY wallet_id, kind",
+            (after, upto),
+        )
+        return {(str(r[0]), Kind(r[1])): (int(r[2]), int(r[3])) for r in rows}
 
     def entries_since(self, since: datetime | None = None) -> list[Entry]:
         """Every entry created at or after ``since`` (all when None), oldest first."""
@@ -436,6 +545,22 @@ class Journal:
         ).fetchall()
         return {str(r["key"]): json.loads(r["value"]) for r in rows}
 
+    def state_totals(self, prefix: str, *, by: str, field: str) -> dict[str, int]:
+        """Over the states under ``prefix`` whose value is a JSON object: the sum of its
+        ``field`` (0 when missing) per value of its ``by`` ("" when missing), in SQL. Reads
+        those states only (a range of the key's index), not the whole table."""
+        sql = (
+            "SELECT COALESCE(CAST(json_extract(value, ?) AS TEXT), '') AS grp,"
+            " SUM(CAST(COALESCE(json_extract(value, ?), 0) AS INTEGER)) FROM state"
+            " WHERE key >= ? AND substr(key, 1, ?) = ? AND json_type(value) = 'object'"
+        )
+        args: list[Any] = [f"$.{by}", f"$.{field}", prefix, len(prefix), prefix]
+        if prefix and ord(prefix[-1]) < 0x10FFFF:  # keys sort as UTF-8 bytes: code points
+            sql += " AND key < ?"
+            args.append(prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        rows = self._conn.execute(sql + " GROUP BY grp", args)
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def delete_states_with_prefix(self, prefix: str) -> None:
         with self._tx() as c:
             c.execute("DELETE FROM state WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
@@ -451,6 +576,14 @@ class JournalBusyError(Exception):
     def __init__(self, wallet_id: str, entry_id: int, kind: str) -> None:
         self.wallet_id, self.entry_id, self.kind = wallet_id, entry_id, kind
         super().__init__(f"wallet {wallet_id} has {kind} #{entry_id} in flight")
+
+
+def _add_totals(
+    into: dict[tuple[str, Kind], tuple[int, int]], more: dict[tuple[str, Kind], tuple[int, int]]
+) -> None:
+    for key, (sat, routing) in more.items():
+        had_sat, had_routing = into.get(key, (0, 0))
+        into[key] = (had_sat + sat, had_routing + routing)
 
 
 def _entry(row: sqlite3.Row) -> Entry:

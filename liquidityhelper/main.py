@@ -35,7 +35,7 @@ from liquidityhelper.decisions.opening import Candidate, assign_peers, wanted_ch
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
 from liquidityhelper.executor import Executor
-from liquidityhelper.journal import PAYMENT_KINDS, Journal, Kind, Status
+from liquidityhelper.journal import Journal, Kind
 from liquidityhelper.metrics import Metrics, WalletGauges
 from liquidityhelper.peerbook import NodePeerBook as PeerBook
 from liquidityhelper.revenue import FeeLedger
@@ -47,7 +47,7 @@ from liquidityhelper.snapshot import (
     fetch_wallet,
     managed_wallets_of,
 )
-from liquidityhelper.topups import TopupDesk, topups_paid_sat
+from liquidityhelper.topups import TOPUP_PAID_PREFIX, TopupDesk
 from liquidityhelper.wallet.base import (
     AuthError,
     ChannelState,
@@ -232,25 +232,26 @@ class Daemon:
         }
 
     def _money_counters(self) -> dict[str, dict[tuple[str, ...], int]]:
-        """All-time counters from the journal (exact, whatever Bitcart says this cycle)."""
+        """All-time counters from the journal (exact, whatever Bitcart says this cycle).
+
+        Summed by the journal in SQL (incrementally for payments), not by reading every entry
+        each cycle: an idle cycle's cost does not grow with the journal's age."""
         fees: dict[tuple[str, ...], int] = {}
         inbound: dict[tuple[str, ...], int] = {}
         cashed: dict[tuple[str, ...], int] = {}
-        for e in self.journal.entries():
-            if e.kind not in PAYMENT_KINDS or e.status is not Status.SUCCEEDED:
-                continue
-            key = (e.wallet_id,)
-            inbound[key] = inbound.get(key, 0) + e.amount_sat
-            if e.kind is Kind.CASHOUT:
-                cashed[key] = cashed.get(key, 0) + e.amount_sat
+        for (wallet_id, kind), (amount_sat, routing_sat) in self.journal.payment_totals().items():
+            key = (wallet_id,)
+            inbound[key] = inbound.get(key, 0) + amount_sat
+            if kind is Kind.CASHOUT:
+                cashed[key] = cashed.get(key, 0) + amount_sat
             else:
-                op = (e.wallet_id, "operator")
-                fees[op] = fees.get(op, 0) + e.amount_sat
-            routing = (e.wallet_id, "routing")
-            fees[routing] = fees.get(routing, 0) + -(-(e.fee_msat or 0) // 1000)
-        topups: dict[tuple[str, ...], int] = {
-            (w,): sat for w, sat in topups_paid_sat(self.journal).items()
-        }
+                op = (wallet_id, "operator")
+                fees[op] = fees.get(op, 0) + amount_sat
+            routing = (wallet_id, "routing")
+            fees[routing] = fees.get(routing, 0) + routing_sat
+        # As topups.topups_paid_sat sums them, in SQL over those states only.
+        paid = self.journal.state_totals(TOPUP_PAID_PREFIX, by="wallet", field="amount_sat")
+        topups: dict[tuple[str, ...], int] = {(w,): sat for w, sat in paid.items()}
         return {
             "fees_paid_sats": fees,
             "inbound_created_sats": inbound,

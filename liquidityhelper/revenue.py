@@ -3,12 +3,14 @@
 Eligible revenue = sats received into a managed wallet on paid invoices (status paid,
 confirmed or complete) since ``fee_start_date``, from ``payments[].amount`` of the method the
 customer used (never ``price``), top-up invoices excluded. Fees paid come from our journal
-(principal only: a cashout is never a fee, a routing fee is never principal).
+(principal only: a cashout is never a fee, a routing fee is never principal), or from the
+wallet's own labelled payments when those show more (a lost journal).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,7 +18,7 @@ import structlog
 
 from liquidityhelper.config import Settings
 from liquidityhelper.decisions.payments import fee_due_sat
-from liquidityhelper.journal import Journal, Kind, payment_label
+from liquidityhelper.journal import Journal, Kind, KindSummary, payment_label
 from liquidityhelper.snapshot import WalletSnapshot
 from liquidityhelper.wallet.base import (
     LightningHistoryItem,
@@ -31,6 +33,16 @@ PAID_STATUSES = frozenset({"paid", "confirmed", "complete"})
 # An invoice in one of these will not change any more: its revenue can be kept in the cursor.
 FINAL_STATUSES = frozenset({"complete", "expired", "invalid", "refunded"})
 TOPUP_TAG = "topup"
+# While a fee is due, the wallet's labelled payments are read (its whole Lightning history) to
+# find fees the journal lacks. That read is kept, per wallet, while the journal's own fee
+# payments for the wallet stay the same, for at most this long. A lost or restored journal is
+# found at the process's start (nothing kept yet: read before any fee payment), and every fee
+# payment this process makes changes the journal (read again before the next one). What only
+# time can reveal is a labelled payment made outside this process: a second daemon on another
+# data directory over the same wallets, or a payment settled after its entry was written off.
+# An hour bounds how long such a payment goes unseen, at 24 reads a day per wallet with a fee
+# due, whatever the poll interval and however long the history (every cycle before).
+HISTORY_REREAD_SECONDS = 3600.0
 
 
 def is_topup(invoice: StoreInvoice) -> bool:
@@ -65,6 +77,16 @@ def fees_paid_in_wallet(history: Iterable[LightningHistoryItem]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class _HistoryRead:
+    """The fees a wallet's history showed paid, and what the journal said when it was read."""
+
+    journal: Journal
+    basis: KindSummary
+    in_wallet_sat: int
+    at: float  # monotonic seconds
+
+
+@dataclass(frozen=True, slots=True)
 class FeeState:
     due_sat: int
     numbers: dict[str, int] = field(default_factory=dict)
@@ -78,6 +100,8 @@ class FeeLedger:
         self.settings = settings
         self.journal = journal
         self._cache: dict[str, FeeState] = {}
+        self._history: dict[str, _HistoryRead] = {}  # last read per wallet, across cycles
+        self.monotonic: Callable[[], float] = time.monotonic
         self.persist = True  # False for read-only commands (status): no cursor writes
 
     def new_cycle(self) -> None:
@@ -85,6 +109,7 @@ class FeeLedger:
 
     def forget(self, wallet_id: str) -> None:
         self._cache.pop(wallet_id, None)
+        self._history.pop(wallet_id, None)
 
     async def fee_due(self, backend: WalletBackend, snap: WalletSnapshot) -> FeeState:
         cached = self._cache.get(snap.wallet_id)
@@ -92,7 +117,8 @@ class FeeLedger:
             return cached
         since = self.settings.fee_start_date
         revenue = await self._revenue_sat(backend, snap)
-        paid = self.journal.paid_sat(snap.wallet_id, Kind.FEE_PAYMENT)
+        journal_fees = self.journal.kind_summary(snap.wallet_id, Kind.FEE_PAYMENT)
+        paid = journal_fees.succeeded_sat
         network = 0
         if self.settings.fees_include_network_fees:
             network = await self._network_fees_sat(backend, snap.wallet_id, since)
@@ -101,7 +127,7 @@ class FeeLedger:
         if due > 0:
             # The journal may be new or lost: what the wallet itself shows as paid counts too.
             try:
-                in_wallet = fees_paid_in_wallet(await backend.lightning_history(snap.wallet_id))
+                in_wallet = await self._fees_in_wallet(backend, snap.wallet_id, journal_fees)
             except WalletError as exc:
                 state = FeeState(0, {**numbers, "fee_due_sat": due}, "fee_history_unreadable")
                 log.warning(
@@ -123,6 +149,24 @@ class FeeLedger:
         state = FeeState(due, numbers)
         self._cache[snap.wallet_id] = state
         return state
+
+    async def _fees_in_wallet(
+        self, backend: WalletBackend, wallet_id: str, journal_fees: KindSummary
+    ) -> int:
+        """Fees the wallet's own history shows paid: read again only when the journal's fee
+        payments changed since the last read, or it is older than HISTORY_REREAD_SECONDS."""
+        now = self.monotonic()
+        kept = self._history.get(wallet_id)
+        if (
+            kept is not None
+            and kept.journal is self.journal
+            and kept.basis == journal_fees
+            and 0 <= now - kept.at < HISTORY_REREAD_SECONDS
+        ):
+            return kept.in_wallet_sat
+        in_wallet = fees_paid_in_wallet(await backend.lightning_history(wallet_id))
+        self._history[wallet_id] = _HistoryRead(self.journal, journal_fees, in_wallet, now)
+        return in_wallet
 
     async def _revenue_sat(self, backend: WalletBackend, snap: WalletSnapshot) -> int:
         """Eligible revenue, reading only invoices created since the oldest one still open.

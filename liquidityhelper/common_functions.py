@@ -62,12 +62,21 @@ COMMITMENT_TX_WEIGHT = 1124
 HTLC_OUTPUT_WEIGHT = 172
 
 # Funding tx: two p2wpkh inputs (a merchant's wallet holds a few invoice payments), the p2wsh
-# channel output and p2wpkh change: 221 vB. Electrum picks the coins; more inputs cost more.
+# channel output and p2wpkh change: 221 vB. Electrum picks the coins; more inputs cost more:
+# when the wallet's coins are known (:func:`funding_inputs`), they price it, never below this.
 FUNDING_TX_INPUTS = 2
-FUNDING_TX_VBYTES = _ceil_div(
-    _TX_OVERHEAD_WU + FUNDING_TX_INPUTS * _P2WPKH_INPUT_WU + _P2WSH_OUTPUT_WU + _P2WPKH_OUTPUT_WU,
-    4,
-)
+
+
+def funding_tx_vbytes(inputs: int) -> int:
+    """Size of a funding tx spending ``inputs`` p2wpkh coins, with change: 153 vB for one,
+    221 for two, 68 more per input."""
+    if isinstance(inputs, bool) or not isinstance(inputs, int) or inputs < 0:
+        raise MoneyError(f"inputs must be a non-negative int, got {inputs!r}")
+    weight = _TX_OVERHEAD_WU + inputs * _P2WPKH_INPUT_WU + _P2WSH_OUTPUT_WU + _P2WPKH_OUTPUT_WU
+    return _ceil_div(weight, 4)
+
+
+FUNDING_TX_VBYTES = funding_tx_vbytes(FUNDING_TX_INPUTS)
 
 # An anchor force-close, everything paid at the current fee rate from on-chain funds:
 # 1. the commitment tx itself (281 vB). Its pre-signed fee targets ~1008 blocks, so at a real
@@ -369,10 +378,26 @@ def onchain_reserves_to_keep_for_channel(capacity: int, feerate: int) -> int:
     return FORCE_CLOSE_VBYTES * _effective_feerate(feerate)
 
 
-def channel_open_cost(capacity: int, feerate: int) -> int:
-    """On-chain sats an open spends: ``capacity + FUNDING_TX_VBYTES * feerate``."""
+def channel_open_cost(capacity: int, feerate: int, inputs: int = FUNDING_TX_INPUTS) -> int:
+    """On-chain sats an open spends: ``capacity + funding_tx_vbytes(inputs) * feerate``."""
     capacity = _require_non_negative("capacity", capacity)
-    return capacity + FUNDING_TX_VBYTES * _effective_feerate(feerate)
+    return capacity + funding_tx_vbytes(inputs) * _effective_feerate(feerate)
+
+
+def funding_inputs(coins: Sequence[int], capacity: int, feerate: int) -> int:
+    """How many of ``coins`` a funding tx of ``capacity`` spends: the fewest, largest first,
+    that cover it and the fee of a tx with that many inputs (Electrum's coin chooser keeps the
+    largest-first prefix of what it picks and penalises every input beyond the first). Never
+    fewer than :data:`FUNDING_TX_INPUTS` (the priced default), all of them when nothing covers.
+    """
+    capacity = _require_non_negative("capacity", capacity)
+    rate = _effective_feerate(feerate)
+    total, inputs = 0, 0
+    for inputs, amount in enumerate(sorted(coins, reverse=True), 1):
+        total += _require_non_negative("coin", amount)
+        if total >= capacity + funding_tx_vbytes(inputs) * rate:
+            break
+    return max(inputs, FUNDING_TX_INPUTS)
 
 
 def close_reserves_for_channels(capacities: Sequence[int], feerate: int) -> int:
@@ -380,12 +405,28 @@ def close_reserves_for_channels(capacities: Sequence[int], feerate: int) -> int:
     return sum(onchain_reserves_to_keep_for_channel(c, feerate) for c in capacities)
 
 
-def plan_cost(capacities: Sequence[int], feerate: int) -> int:
-    """On-chain sats a plan of new channels needs: open cost plus close reserve of each."""
-    return sum(
-        channel_open_cost(c, feerate) + onchain_reserves_to_keep_for_channel(c, feerate)
-        for c in capacities
-    )
+def plan_cost(capacities: Sequence[int], feerate: int, coins: Sequence[int] | None = None) -> int:
+    """On-chain sats a plan of new channels needs: open cost plus close reserve of each.
+
+    Without ``coins`` each funding tx is priced at :data:`FUNDING_TX_INPUTS` inputs. With the
+    wallet's coins (sats, as ``listunspent`` has them), each open in turn spends the inputs
+    :func:`funding_inputs` says, and its change is a coin for the next (spent last: it is
+    unconfirmed, and Electrum prefers confirmed coins).
+    """
+    rate = _effective_feerate(feerate)
+    pool = None if coins is None else sorted(coins, reverse=True)
+    cost = 0
+    for capacity in capacities:
+        inputs = FUNDING_TX_INPUTS
+        if pool is not None:
+            inputs = funding_inputs(pool, capacity, rate)
+            used, pool = pool[:inputs], pool[inputs:]
+            change = sum(used) - capacity - funding_tx_vbytes(inputs) * rate
+            if change > DUST_LIMIT_SAT:
+                pool.append(change)
+        cost += channel_open_cost(capacity, rate, inputs)
+        cost += onchain_reserves_to_keep_for_channel(capacity, rate)
+    return cost
 
 
 def sats_to_max_channel_size(
@@ -394,19 +435,21 @@ def sats_to_max_channel_size(
     *,
     max_channel: int = MAX_CHANNEL_SAT,
     min_channel: int = MIN_CHANNEL_SAT,
+    coins: Sequence[int] | None = None,
 ) -> int:
     """The largest capacity ``C <= max_channel`` that ``spendable`` sats can open and reserve for.
 
     Largest ``C`` with ``channel_open_cost(C) + onchain_reserves_to_keep_for_channel(C)
     <= spendable``, found by binary search over ``[min_channel, max_channel]`` (the cost grows
     with ``C``), or 0 when even ``min_channel`` does not fit (including negative budgets).
+    ``coins`` price the funding tx from the wallet's real inputs (:func:`plan_cost`).
     """
     spendable = _require_int("spendable", spendable)
     min_channel, max_channel = _channel_bounds(min_channel, max_channel)
     rate = _effective_feerate(feerate)
 
     def fits(capacity: int) -> bool:
-        return plan_cost([capacity], rate) <= spendable
+        return plan_cost([capacity], rate, coins) <= spendable
 
     if not fits(min_channel):
         return 0
@@ -445,6 +488,7 @@ def topup_amount(
     existing_channel_capacities: Sequence[int],
     feerate: int,
     extra_reserve: int = 0,
+    coins: Sequence[int] | None = None,
 ) -> int:
     """Sats the merchant must send so the planned channels and every reserve can be funded.
 
@@ -452,16 +496,27 @@ def topup_amount(
     onchain_available)``: the least amount after which
     ``safe_to_spend(onchain_available + topup, existing, ...) >= plan_cost(planned)``.
     Opens already under way belong in ``existing_channel_capacities`` (their funds are spent),
-    never in the plan, or the merchant is asked twice for them.
+    never in the plan, or the merchant is asked twice for them. With the wallet's ``coins``
+    the funding txs are priced from its real inputs, the top-up itself one more coin.
     """
     onchain_available = _require_int("onchain_available", onchain_available)
     extra_reserve = _require_non_negative("extra_reserve", extra_reserve)
-    needed = (
-        plan_cost(planned_capacities, feerate)
-        + close_reserves_for_channels(existing_channel_capacities, feerate)
-        + extra_reserve
-    )
-    return max(needed - onchain_available, 0)
+    kept = close_reserves_for_channels(existing_channel_capacities, feerate) + extra_reserve
+    topup = max(plan_cost(planned_capacities, feerate) + kept - onchain_available, 0)
+    if coins is None:
+        return topup
+    if plan_cost(planned_capacities, feerate, coins) + kept <= onchain_available:
+        return 0
+    # The top-up arrives as one more coin: price the funding txs from the coins with it, and
+    # grow it until it covers them (a bigger coin never needs more inputs).
+    topup = max(topup, 1)
+    for _ in range(16):
+        cost = plan_cost(planned_capacities, feerate, [*coins, topup])
+        needed = max(cost + kept - onchain_available, 0)
+        if needed <= topup:
+            return topup if needed > 0 else 0
+        topup = needed
+    return topup
 
 
 # ---------------------------------------------------------------------------------------------

@@ -424,7 +424,9 @@ def _refuse_unknown_env(environ: dict[str, str]) -> None:
         if not upper.startswith(ENV_PREFIX) or upper in known or upper in _NOT_SETTINGS:
             continue
         close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]} ({close[0][len(ENV_PREFIX):].lower()})?" if close else ""
+        hint = (
+            f"; did you mean {close[0]} ({close[0][len(ENV_PREFIX) :].lower()})?" if close else ""
+        )
         raise ConfigError(f"config error: {name}: not a setting{hint}")
 
 

@@ -294,8 +294,16 @@ class Journal:
             cur = c.execute(
                 "INSERT INTO actions (kind, wallet_id, amount_sat, destination, status, created_at,"
                 " updated_at, reference, detail) VALUES (?, ?, ?, ?, 'succeeded', ?, ?, ?, ?)",
-                (kind.value, wallet_id, amount_sat, destination, _iso(now), _iso(now), reference,
-                 detail),
+                (
+                    kind.value,
+                    wallet_id,
+                    amount_sat,
+                    destination,
+                    _iso(now),
+                    _iso(now),
+                    reference,
+                    detail,
+                ),
             )
             entry_id = cur.lastrowid
         assert entry_id is not None

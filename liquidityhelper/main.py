@@ -401,7 +401,30 @@ class Daemon:
         balance, channels = await asyncio.gather(
             backend.balance(wallet_id), backend.channels(wallet_id)
         )
-        snapshot.wallets[wallet_id] = old.with_updates(balance=balance, channels=tuple(channels))
+        snapshot.wallets[wallet_id] = old.with_updates(
+            balance=balance, channels=tuple(channels), coins=None
+        )
+
+    async def with_coins(self, snapshot: CycleSnapshot, snap: WalletSnapshot) -> WalletSnapshot:
+        """The wallet with its coins read when this cycle may price a funding tx (the plan
+        needs liquidity, or spare funds could open a channel): many small coins make a big
+        funding tx. Wallets that want nothing make no call."""
+        s = self.settings
+        if snap.coins is not None or s.cashout_lightning_address is None:
+            return snap
+        plan = plan_liquidity(snap, s)
+        spare = s.open_spare_funds and plan.spare_sat >= s.min_channel_size
+        if not (plan.needs_liquidity or spare):
+            return snap
+        try:
+            coins = await self.backends[snap.backend_index].coins(snap.wallet_id)
+        except WalletError as exc:
+            # Priced at two inputs, as without a coin list; an open that falls short waits.
+            log.info("coins_unknown", wallet=snap.wallet_id, error=str(exc))
+            return snap
+        snap = snap.with_updates(coins=tuple(coins))
+        snapshot.wallets[snap.wallet_id] = snap
+        return snap
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -491,6 +514,7 @@ class Daemon:
                     acted += 1
                     await self.refresh(snapshot, snap.wallet_id)
                     return acted  # one close per wallet per cycle; reopen next cycle
+            snap = await self.with_coins(snapshot, snap)
             plan = plan_liquidity(snap, self.settings)
             wanted = wanted_channels(snap, plan, self.settings, open_in_flight=False)
             short = self._funds_short(snap)
@@ -570,6 +594,7 @@ class Daemon:
 
     async def topups(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
         async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
+            snap = await self.with_coins(snapshot, snap)
             plan = plan_liquidity(snap, self.settings)
             acted = 0
             # Only when a top-up is due: ranking reads the node database.
@@ -721,9 +746,7 @@ async def run(settings: Settings) -> int:
         await daemon.run_forever()
         log.info("stopped")
     report = daemon.last_report
-    if settings.single_run and report is not None and (
-        report.backend_failures or report.blind
-    ):
+    if settings.single_run and report is not None and (report.backend_failures or report.blind):
         return 1  # `once` in a script: Bitcart, or every wallet, could not be read
     return 0
 

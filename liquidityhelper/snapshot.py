@@ -59,6 +59,9 @@ class WalletSnapshot:
     # The commitment feerate (sat/kw) our channels must stay able to receive at: cashouts
     # leave what that costs on our side (0: no such hold).
     receive_hold_feerate_per_kw: int = 0
+    # The wallet's unspent coins (sats, largest first), read only when an open or a top-up
+    # may be priced this cycle: they price the funding tx. None: not read (two inputs).
+    coins: tuple[int, ...] | None = None
 
     @property
     def wallet_id(self) -> str:

@@ -98,7 +98,8 @@ async def collect(daemon: Daemon) -> tuple[list[WalletStatus], CycleSnapshot]:
     names = {row.store.id: row.store.name for row in snapshot.stores}
     out = []
     for wallet_id in sorted(snapshot.wallets):
-        snap = snapshot.wallets[wallet_id]
+        # Priced as the loop prices it: from the wallet's coins when it may open.
+        snap = await daemon.with_coins(snapshot, snapshot.wallets[wallet_id])
         out.append(await _wallet_status(daemon, snap, names, now))
     return out, snapshot
 
@@ -184,21 +185,27 @@ def _opening_reason(
     if not (isinstance(first, Skip) and first.reason == "goal_met") or fee_rate is None:
         return text
     if not s.open_spare_funds:
-        size = _spare_channel(plan.spare_sat, fee_rate, s)
+        size = _spare_channel(plan.spare_sat, fee_rate, s, snap.coins)
         return f"{text}: on, it would open {_sat(size)}" if size else text
     if floor:
         unbounded = plan_liquidity(snap, s.model_copy(update={"onchain_extra_reserve": 0}))
-        size = _spare_channel(unbounded.spare_sat, fee_rate, s)
+        size = _spare_channel(unbounded.spare_sat, fee_rate, s, snap.coins)
         text += f" onchain_extra_reserve={floor}"
         if size:
             text += f": the floor holds back a {_sat(size)} channel"
     return text
 
 
-def _spare_channel(spare_sat: int, fee_rate: int, s: Settings) -> int:
+def _spare_channel(
+    spare_sat: int, fee_rate: int, s: Settings, coins: tuple[int, ...] | None
+) -> int:
     """The channel spare funds make (opening.py's rule), 0 when too small for one."""
     return cf.sats_to_max_channel_size(
-        spare_sat, fee_rate, max_channel=s.max_channel_size, min_channel=s.min_channel_size
+        spare_sat,
+        fee_rate,
+        max_channel=s.max_channel_size,
+        min_channel=s.min_channel_size,
+        coins=coins,
     )
 
 

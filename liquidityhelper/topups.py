@@ -38,8 +38,7 @@ PAYMENT_SEEN = ("paid", "confirmed")
 # journal state per paid top-up invoice: {"wallet", "amount_sat"} (the /metrics counter).
 TOPUP_PAID_PREFIX = "topup_paid:"
 LIGHTNING_PAID_NOTE = (
-    "paid over Lightning: top-ups must be paid on-chain; the sats go back to your cashout "
-    "address"
+    "paid over Lightning: top-ups must be paid on-chain; the sats go back to your cashout address"
 )
 
 
@@ -147,9 +146,7 @@ class TopupDesk:
 
     def _where(self, action: ShowTopup, live: LiveTopup | None) -> dict[str, Any]:
         if live is None:
-            return {
-                "send_to": f"the on-chain address of wallet {action.wallet_id} (on-chain only)"
-            }
+            return {"send_to": f"the on-chain address of wallet {action.wallet_id} (on-chain only)"}
         where: dict[str, Any] = {"invoice": live.invoice_id}
         if live.store_id != action.store_id:
             where["invoice_store"] = live.store_id  # a wallet shared with that store

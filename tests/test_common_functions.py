@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from liquidityhelper import common_functions as cf
 from liquidityhelper.common_functions import (
     ANCHOR_OUTPUTS_SAT,
     COMMITMENT_FEE_ALLOWANCE_SAT,
@@ -502,3 +503,43 @@ def test_channel_size_at_a_feerate_gives_the_liquidity(liquidity: int, feerate: 
 def test_electrum_fee_targets_and_peer_minimum() -> None:
     assert ELECTRUM_FEE_TARGETS == (1, 2, 5, 10, 25, 144, 1008)
     assert ELECTRUM_PEER_MIN_FUNDING_SAT == 200_000
+
+
+# --- funding priced from the wallet's coins -------------------------------------------------------
+
+
+def test_funding_inputs_takes_the_fewest_largest_coins_never_below_two() -> None:
+    assert cf.funding_inputs([500_000], 200_000, 10) == 2  # the priced default
+    coins = [5_000] * 60
+    # 50 coins carry 250,000; the fee of a 50-input tx at 10 sat/vB is 34,740: 58 are needed.
+    n = cf.funding_inputs(coins, 200_000, 10)
+    assert sum(coins[:n]) >= 200_000 + cf.funding_tx_vbytes(n) * 10
+    assert sum(coins[: n - 1]) < 200_000 + cf.funding_tx_vbytes(n - 1) * 10
+    assert cf.funding_inputs([1_000] * 3, 200_000, 10) == 3  # nothing covers: all of them
+    assert cf.funding_tx_vbytes(2) == cf.FUNDING_TX_VBYTES == 221
+
+
+def test_plan_cost_from_coins_spends_the_change_of_the_first_open_last() -> None:
+    assert cf.plan_cost([200_000], 10, [1_000_000]) == cf.plan_cost([200_000], 10)
+    small = [10_000] * 50
+    assert cf.plan_cost([200_000], 10, small) > cf.plan_cost([200_000], 10) + 20 * 68 * 10
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1_000, max_value=400_000), min_size=0, max_size=80),
+    st.lists(st.integers(min_value=200_000, max_value=1_000_000), min_size=1, max_size=2),
+    st.integers(min_value=1, max_value=60),
+)
+def test_a_top_up_priced_from_coins_pays_for_the_plan(
+    coins: list[int], planned: list[int], rate: int
+) -> None:
+    """The top-up arrives as one more coin; with it the plan's funding txs (priced from the
+    real inputs) and reserves are covered, and none is asked when the coins already cover it."""
+    available = sum(coins)
+    topup = cf.topup_amount(planned, available, [], rate, 0, coins)
+    covered = cf.plan_cost(planned, rate, coins) <= available
+    assert (topup == 0) == covered
+    if topup:
+        assert cf.plan_cost(planned, rate, [*coins, topup]) <= available + topup
+        assert topup >= cf.topup_amount(planned, available, [], rate, 0)

@@ -165,9 +165,10 @@ async def test_channels_cashed_out_on_a_quiet_day_still_receive_when_fees_rise(
     tmp_path: Path,
 ) -> None:
     """The year, days 85-88: cashouts at 1-5 sat/vB left our side of each channel at
-    Electrum's fee-spike buffer; the estimate rose (to 28 sat/vB there, 14 here), we (the funder) could no
-    longer pay an incoming HTLC's commitment fee, the peers could send only sub-dust amounts
-    while the daemon counted 366,329 sats of inbound now, and customers' payments failed."""
+    Electrum's fee-spike buffer; the estimate rose (to 28 sat/vB there, 14 here), we (the
+    funder) could no longer pay an incoming HTLC's commitment fee, the peers could send only
+    sub-dust amounts while the daemon counted 366,329 sats of inbound now, and customers'
+    payments failed."""
     from liquidityhelper.simulator import ChanState
 
     async with scenario(tmp_path, max_onchain_fee_rate=30) as sc:
@@ -186,3 +187,44 @@ async def test_channels_cashed_out_on_a_quiet_day_still_receive_when_fees_rise(
         assert len(can) == 2 and min(can) > 150_000, can
         gauge = sc.daemon.metrics.wallets[sc.wallet_id].inbound_now_sat
         assert gauge <= sum(can), (gauge, can)
+
+
+async def test_many_small_coins_price_the_funding_tx_and_the_top_up(tmp_path: Path) -> None:
+    """Case 5 and the year: funding was priced for two inputs while the wallet held dozens of
+    customers' small coins (39 coins made a 2,737-vB funding tx): opens the coins could not
+    pay were tried, failed and blamed on our funds, and the top-up asked too little."""
+    from liquidityhelper import common_functions as cf
+    from liquidityhelper.simulator import SimConfig
+
+    async with scenario(tmp_path, sim_config=SimConfig(coin_selection=True)) as sc:
+        sc.sim.set_fee_rate(20)
+        await sc.cycle()  # the plan: two 200,000-sat channels
+        [asked] = sc.daemon.journal.entries(sc.wallet_id, Kind.TOPUP_INVOICE)
+        plan = [200_000, 200_000]
+        enough_for_two_inputs = cf.plan_cost(plan, 20)
+        coins = 60
+        for _ in range(coins):  # customers paid on-chain, in small coins
+            sc.sim.fund_wallet(sc.wallet_id, enough_for_two_inputs // coins + 1)
+        await sc.sim.mine(1)
+        for _ in range(2):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        opens = sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)
+        assert [e for e in opens if e.status.value != "succeeded"] == [], "an unpayable open"
+        assert opens == []
+        # The top-up now shown is priced from the coins: with it, both funding txs are payable.
+        state = sc.daemon.journal.get_state(f"topup:{sc.store_id}")
+        assert isinstance(state, dict) and state.get("invoice_id") != asked.reference
+        [inv] = [
+            i
+            for i in await sc.runtime.backends[0].list_store_invoices(sc.store_id)
+            if i.status == "pending"
+        ]
+        topup = int(inv.metadata["amount_sat"])
+        sc.sim.customer_pay(inv.id, lightning=False)
+        await sc.sim.mine(1)
+        for _ in range(2):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        opens = sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)
+        assert [e.status.value for e in opens] == ["succeeded", "succeeded"], topup

@@ -806,14 +806,6 @@ def fundable(coins: tuple[int, ...], capacity_sat: int, fee_rate: int) -> bool:
     return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon: funding is priced for 2 inputs (221 vB) while the wallet holds customers' "
-    "small coins: 79 spare_funds opens failed, days 52-149, none payable by the wallet's coins "
-    "(first: 201,726 sats at 8 sat/vB from 39 coins of 217,462 sats, a 2,737-vB funding tx; "
-    "last: 676,661 sats at 3 sat/vB from 139 coins of 682,562); open_funds_short only waits "
-    "for the balance to move, and each new coin moves it.",
-)
 def test_no_open_tried_again_and_again_that_our_coins_cannot_pay(year: Year) -> None:
     """Many small coins make a big funding tx: an open the wallet's coins cannot pay for fails
     whatever the peer; trying it a first time is fair, every cycle for weeks is not."""

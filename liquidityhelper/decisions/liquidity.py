@@ -105,7 +105,7 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
         hold_feerate_per_kw=snap.receive_hold_feerate_per_kw,
     )
     topup = cf.topup_amount(
-        capacities, confirmed, existing, fee_rate, settings.onchain_extra_reserve
+        capacities, confirmed, existing, fee_rate, settings.onchain_extra_reserve, snap.coins
     )
     # Unconfirmed funds (a top-up on its way) will be spendable soon: do not ask twice.
     topup = max(0, topup - incoming)

@@ -61,7 +61,7 @@ def wanted_channels(
             {"fee_rate": snap.fee_rate, "ceiling": settings.max_onchain_fee_rate},
         )
     if plan.needs_liquidity:
-        margin = plan.spare_sat - cf.plan_cost(plan.planned_capacities, snap.fee_rate)
+        margin = plan.spare_sat - cf.plan_cost(plan.planned_capacities, snap.fee_rate, snap.coins)
         return WantedChannels(plan.planned_capacities, "need_liquidity", snap.fee_rate, margin)
     if not settings.open_spare_funds:
         return Skip(
@@ -80,6 +80,7 @@ def wanted_channels(
         snap.fee_rate,
         max_channel=settings.max_channel_size,
         min_channel=settings.min_channel_size,
+        coins=snap.coins,
     )
     if size == 0:
         return Skip(
@@ -95,7 +96,7 @@ def wanted_channels(
                 "min_channel_size": settings.min_channel_size,
             },
         )
-    margin = plan.spare_sat - cf.plan_cost([size], snap.fee_rate)
+    margin = plan.spare_sat - cf.plan_cost([size], snap.fee_rate, snap.coins)
     return WantedChannels((size,), "spare_funds", snap.fee_rate, margin)
 
 

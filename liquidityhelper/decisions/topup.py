@@ -24,9 +24,7 @@ def decide_topup(
     """
     wid = snap.wallet_id
     if settings.cashout_lightning_address is None:
-        return [
-            Skip(SECTION, wid, "no_cashout_address", {"setting": "cashout_lightning_address"})
-        ]
+        return [Skip(SECTION, wid, "no_cashout_address", {"setting": "cashout_lightning_address"})]
     if not plan.needs_liquidity:
         return [
             Skip(

@@ -476,7 +476,17 @@ class SimModel:
         return min(candidates, key=lambda c: _badness(c, funding_sat))
 
     def _cover(self, coins: list[Coin], total: int, funding_sat: int, fee: int) -> CoinSelection:
-        """``coins`` (worth ``total``) as the funding tx's inputs; dust change goes to the fee."""
+        """``coins`` (worth ``total``) as the funding tx's inputs; dust change goes to the fee.
+
+        Electrum's ``strip_unneeded`` first: the candidate's coins largest first, cut where
+        they cover the amount and the fee of a tx with that many inputs."""
+        kept, total = sorted(coins, key=lambda c: c.amount_sat, reverse=True), 0
+        for n, coin in enumerate(kept, 1):
+            total += coin.amount_sat
+            fee = self.funding_fee_sat(funding_vbytes(n, change=True))
+            if total >= funding_sat + fee:
+                coins = kept[:n]
+                break
         change = total - funding_sat - fee
         if change < self.config.dust_limit_sat:
             return CoinSelection(list(coins), funding_sat, total - funding_sat, 0)

@@ -528,9 +528,7 @@ class RestApi:
                 raise ApiError(422, "Payment methods cannot be empty")
             for wallet_id in methods:
                 if wallet_id not in store.wallets:
-                    raise ApiError(
-                        422, f"Wallet {wallet_id} is not connected to store {store.id}"
-                    )
+                    raise ApiError(422, f"Wallet {wallet_id} is not connected to store {store.id}")
         token = self._token(request)
         if (token is None or token.user_id != store.user_id) and not store.checkout_settings.get(
             "allow_anonymous_invoice_creation", True

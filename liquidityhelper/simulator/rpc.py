@@ -187,6 +187,7 @@ class RpcApi:
             "getfeerate": Method(self.getfeerate, False, False),
             "decode_invoice": Method(self.decode_invoice, False, False),
             "getbalance": Method(self.getbalance, False, True),
+            "listunspent": Method(self.listunspent, False, True),
             "getunusedaddress": Method(lambda dw: self.m.unused_address(dw), False, True),
             "createnewaddress": Method(lambda dw: self.m.take_address(dw), False, True),
             "onchain_history": Method(self.onchain_history, False, True),
@@ -299,6 +300,11 @@ class RpcApi:
 
     def getbalance(self, dw: DaemonWallet) -> dict[str, str]:
         return views.getbalance_json(*self.m.balances(dw))
+
+    def listunspent(self, dw: DaemonWallet) -> list[dict[str, Any]]:
+        """Electrum's ``listunspent``: every unspent output, unconfirmed ones too (height 0),
+        its value a BTC string. Without coin tracking the wallet is one coin."""
+        return views.listunspent(self.m, dw)
 
     def onchain_history(
         self,

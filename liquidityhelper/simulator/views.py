@@ -497,3 +497,25 @@ def request_json(r: Request, now: float, hrp_uri: str = "bitcoin") -> dict[str, 
             }
         )
     return out
+
+
+def listunspent(m: SimModel, dw: DaemonWallet) -> list[dict[str, Any]]:
+    """Electrum's ``listunspent``: ``txin.to_json()`` with ``value`` as ``str(Decimal/COIN)``.
+
+    Only what the daemon reads is modelled (value, outpoint, height). Without
+    ``SimConfig.coin_selection`` the model tracks no coins: the wallet is one coin then.
+    """
+    from liquidityhelper.simulator.formats import electrum_btc
+
+    if not m.config.coin_selection:
+        total = m.spendable(dw)
+        return [{"value": electrum_btc(total), "height": 1, "prevout_n": 0}] if total else []
+    return [
+        {
+            "prevout_hash": coin.tx.txid,
+            "prevout_n": n,
+            "value": electrum_btc(coin.amount_sat),
+            "height": coin.tx.height,
+        }
+        for n, coin in enumerate(dw.coins)
+    ]

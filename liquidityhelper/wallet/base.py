@@ -330,6 +330,11 @@ class WalletBackend(Protocol):
 
     async def onchain_history(self, wallet_id: str) -> list[OnchainHistoryItem]: ...
 
+    async def coins(self, wallet_id: str) -> list[int]:
+        """The wallet's unspent coins in sats, largest first (Electrum ``listunspent``):
+        what a funding tx will have to spend as inputs."""
+        ...
+
     async def deposit_address(self, wallet_id: str) -> str: ...
 
     async def create_store_invoice(

@@ -310,6 +310,11 @@ class BitcartWallet:
         )
         return result
 
+    async def coins(self, wallet_id: str) -> list[int]:
+        # REST has no coin list: the daemon's listunspent (values as BTC strings).
+        rpc = self._daemon("coins")
+        return parsing.parse_unspent(await rpc.call("listunspent", key=await self._key(wallet_id)))
+
     async def label_payment(self, wallet_id: str, payment_hash: str, label: str) -> None:
         rpc = self._daemon("label_payment")
         await rpc.call("setlabel", payment_hash, label, key=await self._key(wallet_id))
@@ -445,9 +450,11 @@ class BitcartWallet:
             # address may be the default one.
             body["payment_methods"] = list(payment_methods)
         invoice = parsing.parse_store_invoice(await self._api.create_invoice(body))
-        if payment_methods is not None and invoice.payment_methods and set(
-            invoice.payment_methods
-        ) != set(payment_methods):
+        if (
+            payment_methods is not None
+            and invoice.payment_methods
+            and set(invoice.payment_methods) != set(payment_methods)
+        ):
             await self.invalidate_invoices([invoice.id])
             raise BadReplyError(
                 f"Bitcart created invoice {invoice.id} payable into wallets "
@@ -507,9 +514,7 @@ class BitcartWallet:
             and (created_since is None or inv.created is None or inv.created >= created_since)
         ]
         if len(kept) != len(invoices):
-            log.warning(
-                "invoice_filter_ignored", store=store_id, got=len(invoices), kept=len(kept)
-            )
+            log.warning("invoice_filter_ignored", store=store_id, got=len(invoices), kept=len(kept))
         return kept
 
     # -- wallet creation --------------------------------------------------------------------

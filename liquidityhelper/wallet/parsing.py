@@ -642,3 +642,15 @@ def parse_fee_budget(max_millionths: Any, cutoff_msat: Any) -> FeeBudget:
     if budget.max_millionths < 0 or budget.cutoff_msat < 0:
         raise BadReplyError(f"negative fee budget: {budget}")
     return budget
+
+
+def parse_unspent(result: Any) -> list[int]:
+    """Electrum ``listunspent``: each coin's value (a BTC string) in sats, largest first."""
+    out: list[int] = []
+    for row in _list(result, "listunspent"):
+        row = _mapping(row, "listunspent row")
+        value = _sats(row.get("value"), "listunspent value")
+        if value <= 0:
+            raise BadReplyError(f"listunspent value is not positive: {row.get('value')!r}")
+        out.append(value)
+    return sorted(out, reverse=True)

@@ -12,7 +12,7 @@ backoff would take them.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -27,9 +27,7 @@ from liquidityhelper.simulator.errors import (
 from liquidityhelper.simulator.fees import FEERATE_FALLBACK_STATIC_FEE
 from liquidityhelper.simulator.formats import btc8, to_sats
 from liquidityhelper.simulator.ids import channel_id_for
-
-if TYPE_CHECKING:
-    from liquidityhelper.simulator.model import SimModel
+from liquidityhelper.simulator.ports import ModelPort
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +68,7 @@ def _first_attempt_after(first: float, ready: float) -> float:
 
 
 class ChannelOps:
-    def __init__(self, model: SimModel) -> None:
+    def __init__(self, model: ModelPort) -> None:
         self.m = model
 
     # -- small facts ------------------------------------------------------------------------

@@ -119,6 +119,16 @@ class Coin:
         return self.tx.height > 0 or self.tx.kind == "funding"
 
 
+@dataclass(frozen=True, slots=True)
+class CoinSelection:
+    """The inputs a funding tx spends (``SimModel.select_coins``), its fee and its change."""
+
+    coins: list[Coin]
+    funding_sat: int
+    fee_sat: int
+    change_sat: int
+
+
 @dataclass(slots=True)
 class Htlc:
     """An HTLC in flight on a channel."""

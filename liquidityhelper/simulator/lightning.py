@@ -18,7 +18,7 @@ import hashlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -37,9 +37,7 @@ from liquidityhelper.simulator.entities import (
     ReceivedPayment,
 )
 from liquidityhelper.simulator.errors import PeerTimeout, SimError, electrum
-
-if TYPE_CHECKING:
-    from liquidityhelper.simulator.model import SimModel
+from liquidityhelper.simulator.ports import ModelPort
 
 log = structlog.get_logger(__name__)
 
@@ -87,7 +85,7 @@ LogRow = list[str]
 class LightningOps(ChannelOps):
     """Channel operations plus payments; the model's ``ln``."""
 
-    def __init__(self, model: SimModel) -> None:
+    def __init__(self, model: ModelPort) -> None:
         super().__init__(model)
         self.faults = PaymentFaults()
         self._held: dict[str, asyncio.Event] = {}
@@ -395,7 +393,7 @@ class LightningOps(ChannelOps):
         return chan
 
 
-def new_preimage(model: SimModel) -> tuple[str, str]:
+def new_preimage(model: ModelPort) -> tuple[str, str]:
     """(preimage, payment_hash) as hex."""
     preimage = model.ids.hex(32)
     return preimage, hashlib.sha256(bytes.fromhex(preimage)).hexdigest()

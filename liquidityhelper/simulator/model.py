@@ -1,9 +1,10 @@
 """The simulated world: Bitcart's records, the daemon's wallets and a small chain.
 
 Lightning lives in :mod:`channels` and :mod:`lightning`, store invoices in :mod:`shop`;
-both hang off :class:`SimModel` as ``model.ln`` and ``model.shop``. Everything random comes
-from one ``random.Random(seed)``; nothing here does I/O, so the servers and the tests drive
-the same object.
+both hang off :class:`SimModel` as ``model.ln`` and ``model.shop`` and see it only as a
+:class:`~liquidityhelper.simulator.ports.ModelPort` (they never import this module).
+Everything random comes from one ``random.Random(seed)``; nothing here does I/O, so the
+servers and the tests drive the same object.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from liquidityhelper.simulator import ids as idgen
 from liquidityhelper.simulator.config import SimConfig
 from liquidityhelper.simulator.entities import (
     Coin,
+    CoinSelection,
     DaemonWallet,
     IssuedInvoice,
     NetworkNode,
@@ -35,7 +37,9 @@ from liquidityhelper.simulator.entities import (
 )
 from liquidityhelper.simulator.errors import SimError, electrum, insufficient_funds
 from liquidityhelper.simulator.fees import FEERATE_FALLBACK_STATIC_FEE, FeeEstimates, fee_for_vbytes
+from liquidityhelper.simulator.lightning import LightningOps
 from liquidityhelper.simulator.network import generate_nodes
+from liquidityhelper.simulator.shop import Shop
 
 log = structlog.get_logger(__name__)
 
@@ -51,14 +55,6 @@ def funding_vbytes(inputs: int, *, change: bool) -> int:
     """Size of a funding tx spending ``inputs`` p2wpkh coins: 153 vB for one with change."""
     weight = _TX_OVERHEAD_WU + inputs * _P2WPKH_INPUT_WU + _P2WSH_OUTPUT_WU
     return -(-(weight + (_P2WPKH_OUTPUT_WU if change else 0)) // 4)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CoinSelection:
-    coins: list[Coin]
-    funding_sat: int
-    fee_sat: int
-    change_sat: int
 
 
 def _badness(selection: CoinSelection, funding_sat: int) -> float:
@@ -135,9 +131,6 @@ class SimModel:
         config: SimConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from liquidityhelper.simulator.lightning import LightningOps
-        from liquidityhelper.simulator.shop import Shop
-
         self.seed = seed
         self.config = config or SimConfig()
         self.rng = random.Random(seed)

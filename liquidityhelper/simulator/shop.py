@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -20,9 +20,7 @@ from liquidityhelper.simulator.entities import (
 from liquidityhelper.simulator.errors import SimError
 from liquidityhelper.simulator.formats import COIN, format_plain, quantize
 from liquidityhelper.simulator.lightning import new_preimage
-
-if TYPE_CHECKING:
-    from liquidityhelper.simulator.model import SimModel
+from liquidityhelper.simulator.ports import ModelPort
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +43,7 @@ def divisibility(code: str) -> int:
 
 
 class Shop:
-    def __init__(self, model: SimModel) -> None:
+    def __init__(self, model: ModelPort) -> None:
         self.m = model
         self._by_rhash: dict[str, tuple[str, str]] = {}  # rhash -> (invoice id, method id)
         self._onchain: dict[str, tuple[str, str, str]] = {}  # txid -> (invoice, method, key)

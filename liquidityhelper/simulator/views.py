@@ -25,6 +25,7 @@ from liquidityhelper.simulator.entities import (
 )
 from liquidityhelper.simulator.formats import (
     btc8,
+    electrum_btc,
     electrum_date,
     format_satoshis,
     iso_z,
@@ -244,8 +245,6 @@ def getbalance_json(
     confirmed: int, unconfirmed: int, unmatured: int, lightning: int
 ) -> dict[str, str]:
     """Electrum's ``getbalance``: ``confirmed`` always, the others only when non-zero."""
-    from liquidityhelper.simulator.formats import electrum_btc
-
     out = {"confirmed": electrum_btc(confirmed)}
     if unconfirmed:
         out["unconfirmed"] = electrum_btc(unconfirmed)
@@ -505,8 +504,6 @@ def listunspent(m: SimModel, dw: DaemonWallet) -> list[dict[str, Any]]:
     Only what the daemon reads is modelled (value, outpoint, height). Without
     ``SimConfig.coin_selection`` the model tracks no coins: the wallet is one coin then.
     """
-    from liquidityhelper.simulator.formats import electrum_btc
-
     if not m.config.coin_selection:
         total = m.spendable(dw)
         return [{"value": electrum_btc(total), "height": 1, "prevout_n": 0}] if total else []

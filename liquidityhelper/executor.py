@@ -193,7 +193,7 @@ class Executor:
             "fee_rate": action.fee_rate,
             "reason": action.reason,
         }
-        peer_min = self._peer_minimum(action.pubkey)
+        peer_min = self.peer_minimum(action.pubkey)
         if action.capacity_sat < peer_min:
             # This peer refused a channel this small before: it would refuse again, silently,
             # after stalling the cycle ~20 s.
@@ -251,7 +251,8 @@ class Executor:
         log.info("channel_opened", channel_point=point, **fields)
         return True
 
-    def _peer_minimum(self, pubkey: str) -> int:
+    def peer_minimum(self, pubkey: str) -> int:
+        """The least channel size this peer takes, learned from its refusal (0: unknown)."""
         raw = self.journal.get_state(f"peer_min:{pubkey}")
         return int(raw) if isinstance(raw, int | str) and str(raw).isdigit() else 0
 

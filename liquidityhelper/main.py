@@ -30,7 +30,7 @@ from liquidityhelper.actions import (
 from liquidityhelper.config import Settings
 from liquidityhelper.controls import paused
 from liquidityhelper.datadir import DataDirBusyError, DataDirLock
-from liquidityhelper.decisions.liquidity import plan_liquidity
+from liquidityhelper.decisions.liquidity import LiquidityPlan, plan_liquidity
 from liquidityhelper.decisions.opening import Candidate, assign_peers, wanted_channels
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
@@ -60,6 +60,8 @@ from liquidityhelper.wallet.base import (
 log = structlog.get_logger(__name__)
 
 CRITICAL_AFTER_FAILED_CYCLES = 3
+# How many of the best-ranked peers a plan looks at for the channel sizes they take.
+PEERS_CONSIDERED = 5
 
 
 def utcnow() -> datetime:
@@ -405,6 +407,25 @@ class Daemon:
             balance=balance, channels=tuple(channels), coins=None
         )
 
+    def plan(self, snap: WalletSnapshot) -> LiquidityPlan:
+        """The wallet's plan, its channels sized for the peers on offer: when every one of
+        them refused smaller channels before, no smaller one is planned or paid for."""
+        plan = plan_liquidity(snap, self.settings)
+        if not (plan.needs_liquidity or plan.spare_sat >= self.settings.min_channel_size):
+            return plan  # ranking reads the node database: only for wallets that want channels
+        floor = self.peer_floor(snap)
+        if floor <= self.settings.min_channel_size:
+            return plan
+        return plan_liquidity(snap, self.settings, peer_min_sat=floor)
+
+    def peer_floor(self, snap: WalletSnapshot) -> int:
+        """The least channel size some peer on offer takes: 0 while any of them never refused
+        one (it may take the smallest), else the smallest minimum they taught us."""
+        offered = self.candidates(snap, PEERS_CONSIDERED)
+        if not offered:
+            return 0
+        return min(self.executor.peer_minimum(c.pubkey) for c in offered)
+
     async def with_coins(self, snapshot: CycleSnapshot, snap: WalletSnapshot) -> WalletSnapshot:
         """The wallet with its coins read when this cycle may price a funding tx (the plan
         needs liquidity, or spare funds could open a channel): many small coins make a big
@@ -515,7 +536,7 @@ class Daemon:
                     await self.refresh(snapshot, snap.wallet_id)
                     return acted  # one close per wallet per cycle; reopen next cycle
             snap = await self.with_coins(snapshot, snap)
-            plan = plan_liquidity(snap, self.settings)
+            plan = self.plan(snap)
             wanted = wanted_channels(snap, plan, self.settings, open_in_flight=False)
             short = self._funds_short(snap)
             if not isinstance(wanted, Skip) and short is not None:
@@ -523,9 +544,15 @@ class Daemon:
             if isinstance(wanted, Skip):
                 decisions: list[Decision] = [wanted]
             else:
-                # Ranking reads the node database: only for wallets that want channels.
-                candidates = self.candidates(snap, len(wanted.capacities))
-                decisions = assign_peers(snap.wallet_id, wanted, candidates)
+                # Ranking reads the node database: only for wallets that want channels. A peer
+                # that refused channels this small before is passed over.
+                count, smallest = len(wanted.capacities), min(wanted.capacities)
+                candidates = [
+                    c
+                    for c in self.candidates(snap, count + PEERS_CONSIDERED)
+                    if self.executor.peer_minimum(c.pubkey) <= smallest
+                ]
+                decisions = assign_peers(snap.wallet_id, wanted, candidates[:count])
             for decision in decisions:
                 if isinstance(decision, Skip):
                     self._skip(decision)
@@ -595,7 +622,7 @@ class Daemon:
     async def topups(self, snapshot: CycleSnapshot, report: CycleReport) -> None:
         async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
             snap = await self.with_coins(snapshot, snap)
-            plan = plan_liquidity(snap, self.settings)
+            plan = self.plan(snap)
             acted = 0
             # Only when a top-up is due: ranking reads the node database.
             peers_available = not plan.topup_due or bool(self.candidates(snap, 1))

@@ -107,7 +107,7 @@ async def collect(daemon: Daemon) -> tuple[list[WalletStatus], CycleSnapshot]:
 async def _reasons(daemon: Daemon, snap: WalletSnapshot, now: datetime) -> dict[str, str]:
     """What each section would do now, checked in the order and with the guards of the loop."""
     s = daemon.settings
-    plan = plan_liquidity(snap, s)
+    plan = daemon.plan(snap)
     held = paused(daemon.journal, (snap.wallet_id, *snap.store_ids))
     if held:
         why = "paused " + ", ".join(f"{k} since {v[:16]}" for k, v in sorted(held.items()))
@@ -245,7 +245,7 @@ async def _wallet_status(
     daemon: Daemon, snap: WalletSnapshot, names: dict[str, str], now: datetime
 ) -> WalletStatus:
     st = wallet_status_of(daemon.settings, daemon.journal, snap, names)
-    if plan_liquidity(snap, daemon.settings).topup_due:
+    if daemon.plan(snap).topup_due:
         st.topup_invoice = await _topup_invoice(daemon, snap)
     st.reasons = await _reasons(daemon, snap, now)
     return st

@@ -228,3 +228,34 @@ async def test_many_small_coins_price_the_funding_tx_and_the_top_up(tmp_path: Pa
             await sc.cycle()
         opens = sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)
         assert [e.status.value for e in opens] == ["succeeded", "succeeded"], topup
+
+
+async def test_no_top_up_for_channel_sizes_every_peer_refused(tmp_path: Path) -> None:
+    """benchmarks/economics.py: with 100,000-sat channels in trampoline mode (stock Electrum
+    trampolines take 200,000 at least) top-ups were asked for channels the peers ignore. Once
+    every peer on offer refused the sizes allowed, nothing is planned, opened or invoiced, and
+    no peer is asked twice below what it taught us."""
+    small = {
+        "min_channel_size": 100_000,
+        "max_channel_size": 100_000,
+        "min_inbound_liquidity": 100_000,
+        "min_inbound_liquidity_per_channel": 0,
+    }
+    async with scenario(tmp_path, **small) as sc:
+        sc.sim.fund_wallet(sc.wallet_id, 1_000_000)
+        await sc.sim.mine(1)
+        for _ in range(4):  # two peers refuse in a cycle, the third in the next
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        opens = sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)
+        assert opens and all(e.status.value == "failed" for e in opens)
+        assert len({e.destination for e in opens}) == len(opens), "a peer asked twice"
+        plan = sc.daemon.plan((await sc.daemon.fetch_snapshot()).wallets[sc.wallet_id])
+        assert plan.peers_refuse_sizes, plan
+    # A second wallet of the same operator, unfunded, after those refusals: no top-up.
+    async with scenario(tmp_path / "b", **small) as sc:
+        for peer in sc.sim.trampolines():
+            sc.daemon.journal.set_state(f"peer_min:{peer.pubkey}", 200_000, now=sc.clock.now)
+        await sc.cycle()
+        assert await sc.runtime.backends[0].list_store_invoices(sc.store_id) == []
+        assert sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN) == []

@@ -29,6 +29,14 @@ class LiquidityPlan:
     topup_sat: int = 0
     spare_sat: int = 0  # on-chain sats not needed as reserve
     numbers: dict[str, int] = field(default_factory=dict)
+    # The smallest channel worth opening: min_channel_size, or more when every peer on offer
+    # refused smaller ones; above max_channel_size no channel can be planned at all.
+    min_channel_sat: int = 0
+
+    @property
+    def peers_refuse_sizes(self) -> bool:
+        """No channel within max_channel_size is one a peer on offer takes."""
+        return self.numbers.get("peer_min_sat", 0) > self.numbers.get("max_channel_size", 0) > 0
 
     @property
     def needs_liquidity(self) -> bool:
@@ -39,7 +47,11 @@ class LiquidityPlan:
         return self.topup_sat > 0
 
 
-def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
+def plan_liquidity(
+    snap: WalletSnapshot, settings: Settings, *, peer_min_sat: int = 0
+) -> LiquidityPlan:
+    """The wallet's plan. ``peer_min_sat``: the least channel size any peer on offer takes,
+    learned from their refusals (0: unknown), raises the planned and spare channels' size."""
     counting_cashout = settings.cashout_lightning_address is not None
     # A cashout keeps its routing budget back and never sends less than min_cashout_sat.
     held_back, min_push = settings.max_routing_fee_sat, settings.min_cashout_sat
@@ -86,6 +98,7 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
         target_channels=settings.min_channel_count,
         fee_rate=fee_rate,
         spare_sat=spare,
+        min_channel_sat=max(settings.min_channel_size, peer_min_sat),
         numbers={
             "spendable_sat": confirmed,
             "incoming_sat": incoming,
@@ -93,7 +106,10 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
             "per_channel_reachable_sat": reachable,
         },
     )
-    if not needs:
+    if peer_min_sat > settings.max_channel_size:
+        # Every peer on offer refused channels this small: a top-up could buy nothing.
+        base.numbers.update(peer_min_sat=peer_min_sat, max_channel_size=settings.max_channel_size)
+    if not needs or base.peers_refuse_sizes:
         return base
 
     capacities = planned_capacities(
@@ -103,6 +119,7 @@ def plan_liquidity(snap: WalletSnapshot, settings: Settings) -> LiquidityPlan:
         settings,
         feerate_per_kw=snap.commitment_feerate_per_kw,
         hold_feerate_per_kw=snap.receive_hold_feerate_per_kw,
+        min_channel=base.min_channel_sat,
     )
     topup = cf.topup_amount(
         capacities, confirmed, existing, fee_rate, settings.onchain_extra_reserve, snap.coins
@@ -120,6 +137,7 @@ def planned_capacities(
     *,
     feerate_per_kw: int = cf.ANCHOR_COMMITMENT_FEERATE_PER_KW,
     hold_feerate_per_kw: int = 0,
+    min_channel: int = 0,
 ) -> list[int]:
     """Channel capacities that close the gap: the missing liquidity over the missing channels.
 
@@ -141,7 +159,7 @@ def planned_capacities(
                 settings.max_routing_fee_sat,
                 hold_feerate_per_kw,
             ),
-            min_channel=settings.min_channel_size,
+            min_channel=max(settings.min_channel_size, min_channel),
             max_channel=settings.max_channel_size,
         )
         for part in parts

@@ -47,6 +47,8 @@ def wanted_channels(
     opening = len(snap.opening_channels)
     if open_in_flight or opening:
         return Skip(SECTION, wid, "open_pending", {"opening_channels": opening})
+    if plan.peers_refuse_sizes:
+        return Skip(SECTION, wid, "peers_refuse_channel_size", dict(plan.numbers))
     if plan.needs_liquidity and plan.topup_due:
         return Skip(
             SECTION, wid, "topup_due", {"topup_sat": plan.topup_sat, "needs": ",".join(plan.needs)}
@@ -79,7 +81,7 @@ def wanted_channels(
         plan.spare_sat,
         snap.fee_rate,
         max_channel=settings.max_channel_size,
-        min_channel=settings.min_channel_size,
+        min_channel=max(settings.min_channel_size, plan.min_channel_sat),
         coins=snap.coins,
     )
     if size == 0:
@@ -93,7 +95,7 @@ def wanted_channels(
                 "channels": plan.channels,
                 "target_channels": plan.target_channels,
                 "spare_sat": plan.spare_sat,
-                "min_channel_size": settings.min_channel_size,
+                "min_channel_size": max(settings.min_channel_size, plan.min_channel_sat),
             },
         )
     margin = plan.spare_sat - cf.plan_cost([size], snap.fee_rate, snap.coins)

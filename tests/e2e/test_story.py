@@ -151,6 +151,34 @@ def test_dry_run_once_changes_nothing(
     assert lh.journal() == [], f"dry run journaled money actions: {lh.journal()}"
 
 
+def test_without_a_cashout_address_nothing_is_opened_or_asked(
+    realstack: RealStack, bitcart: Bitcart, tmp_path: Path
+) -> None:
+    """Issue 12, case 1, against real Electrum: with no cashout address nothing would ever
+    push a new channel's balance out, so no channel is opened and no top-up asked; the
+    reason names the setting."""
+    invoices_before = bitcart.invoices()
+    if any((i.get("metadata") or {}).get("liquidityhelper") for i in invoices_before):
+        pytest.skip("the store is not fresh: the story already ran a real cycle")
+    channels_before = bitcart.channels()
+    lh = LiquidityHelper(realstack.env, tmp_path)
+    lh.env.pop("LIQUIDITYHELPER_CASHOUT_LIGHTNING_ADDRESS")
+    lh.import_nodes(realstack.env["REALSTACK_NODES_JSON"])
+
+    run = lh.once()
+
+    assert run.returncode in (0, 1), run.brief()
+    reasons = {(e.get("section"), e.get("reason")) for e in run.named("nothing_to_do")} | {
+        (e.get("section"), e.get("reason")) for e in run.events if e.get("level") == "warning"
+    }
+    assert ("channel_opening", "no_cashout_address") in reasons, run.brief()
+    assert ("topups", "no_cashout_address") in reasons, run.brief()
+    assert [i["id"] for i in bitcart.invoices()] == [i["id"] for i in invoices_before]
+    assert summarize_channels(bitcart.channels()) == summarize_channels(channels_before)
+    assert not run.named("topup_needed") and not run.named("channel_opened"), run.brief()
+    assert lh.journal() == [], lh.journal()
+
+
 # --- the story -----------------------------------------------------------------------------------
 
 

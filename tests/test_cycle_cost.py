@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from liquidityhelper.cycle_metrics import money_counters
 from liquidityhelper.journal import JOURNAL_FILE, PAYMENT_KINDS, Journal, Kind, Status
 from liquidityhelper.main import Daemon
 from liquidityhelper.revenue import HISTORY_REREAD_SECONDS
@@ -23,10 +23,6 @@ from tests.test_scenarios import fund_and_open, settled_to
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 WALLETS = ("w1", "w2", "w3", "w4")
 FEES_MSAT = (None, 0, 1, 999, 1_000, 1_001, 1_999, 2_000, 123_456)
-
-
-def money_counters(journal: Journal) -> dict[str, dict[tuple[str, ...], int]]:
-    return Daemon._money_counters(SimpleNamespace(journal=journal))  # type: ignore[arg-type]
 
 
 def old_money_counters(journal: Journal) -> dict[str, dict[tuple[str, ...], int]]:

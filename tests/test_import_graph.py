@@ -1,4 +1,5 @@
-"""The imports inside ``liquidityhelper.simulator`` and ``liquidityhelper.nodes`` run one way.
+"""The imports inside ``liquidityhelper.simulator`` and ``liquidityhelper.nodes`` run one way,
+and so do those of the daemon's parts (``main`` and the modules its loop is made of).
 
 Every import statement counts: top level, inside functions and under ``TYPE_CHECKING``.
 """
@@ -72,6 +73,18 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or not."""
+    seen: set[str] = set()
+    todo = list(graph[start])
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph.get(name, ()))
+    return seen
+
+
 @pytest.mark.parametrize("package", ["liquidityhelper.simulator", "liquidityhelper.nodes"])
 def test_no_import_cycle(package: str) -> None:
     graph = import_graph(package)
@@ -94,6 +107,26 @@ def test_nodes_db_does_not_import_sources() -> None:
     assert "liquidityhelper.nodes.db" in graph["liquidityhelper.nodes.sources"]
 
 
+# The loop's parts, in the order data flows: Bitcart read, sections decide and act, metrics.
+DAEMON_PARTS = ("reading", "sections", "cycle_report", "cycle_metrics")
+
+
+def test_the_daemon_parts_never_import_the_loop() -> None:
+    """``main`` imports its parts; no part reaches ``main`` (or itself) through any import."""
+    graph = import_graph("liquidityhelper")
+    parts = {f"liquidityhelper.{p}" for p in DAEMON_PARTS}
+    assert parts <= graph["liquidityhelper.main"]
+    for part in sorted(parts):
+        reach = reachable(graph, part)
+        assert part not in reach, part
+        assert "liquidityhelper.main" not in reach, part
+    # One way: reading knows nothing of the sections, nor either of the metrics.
+    assert not {"liquidityhelper.sections", "liquidityhelper.cycle_metrics"} & reachable(
+        graph, "liquidityhelper.reading"
+    )
+    assert "liquidityhelper.cycle_metrics" not in reachable(graph, "liquidityhelper.sections")
+
+
 def test_the_graph_sees_type_checking_local_and_relative_imports(tmp_path: Path) -> None:
     (tmp_path / "__init__.py").write_text("from pkg.a import A\n")
     (tmp_path / "a.py").write_text(
@@ -110,6 +143,8 @@ def test_the_graph_sees_type_checking_local_and_relative_imports(tmp_path: Path)
     }
     assert find_cycle(graph) == ["pkg", "pkg.a", "pkg.b", "pkg.c", "pkg"]
     assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+    assert reachable(graph, "pkg.b") == {"pkg", "pkg.a", "pkg.b", "pkg.c"}
+    assert reachable({"a": {"b"}, "b": set()}, "a") == {"b"}
 
 
 def test_simulator_shares_no_code_with_the_daemon() -> None:

@@ -115,8 +115,9 @@ class Coin:
 
     @property
     def spendable(self) -> bool:
-        """Confirmed, or change of our own tx (Electrum spends its own unconfirmed change)."""
-        return self.tx.height > 0 or self.tx.kind == "funding"
+        """Every unspent coin: Electrum's ``get_spendable_coins`` takes unconfirmed ones too
+        (``confirmed_only`` is off by default); its chooser prefers confirmed ones."""
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -436,7 +436,11 @@ class SimModel:
         up to 100 random orders cut where they cover it and the fee of a tx with that many
         inputs; the least bad wins (one point per input beyond the first, plus change far
         from the amount sent). Raises Electrum's NotEnoughFunds when nothing covers it.
-        Nothing is spent until :meth:`spend`."""
+        Nothing is spent until :meth:`spend`.
+
+        Every unspent coin may go in (``confirmed_only`` is off by default), but confirmed
+        ones first: ``bucket_candidates_prefer_confirmed`` tries the confirmed coins alone,
+        and only when they cannot cover it takes all of them plus unconfirmed ones."""
         coins = [c for c in dw.coins if c.spendable]
         if funding_sat is None:
             fee = self.funding_fee_sat(funding_vbytes(len(coins), change=False))
@@ -450,23 +454,36 @@ class SimModel:
                 break
         else:
             raise insufficient_funds()
+        confirmed = [c for c in coins if c.tx.height > 0]
+        unconfirmed = [c for c in coins if c.tx.height <= 0]
+        for already, pool in (([], confirmed), (confirmed, unconfirmed)):
+            candidates = self._candidates(already, pool, funding_sat, fees)
+            if candidates:
+                return min(candidates, key=lambda c: _badness(c, funding_sat))
+        raise insufficient_funds()
+
+    def _candidates(
+        self, already: list[Coin], pool: list[Coin], funding_sat: int, fees: list[int]
+    ) -> list[CoinSelection]:
+        """``bucket_candidates_any`` over ``pool``, every coin of ``already`` included."""
+        base = sum(c.amount_sat for c in already)
+        first = len(already) + 1
         candidates = [
-            self._cover([c], c.amount_sat, funding_sat, fees[1])
-            for c in coins
-            if c.amount_sat >= funding_sat + fees[1]
+            self._cover([*already, c], base + c.amount_sat, funding_sat, fees[first])
+            for c in pool
+            if base + c.amount_sat >= funding_sat + fees[first]
         ]
-        order = list(coins)
-        for _ in range(min(100, (len(coins) - 1) * 10 + 1)):
+        order = list(pool)
+        for _ in range(min(100, (len(pool) - 1) * 10 + 1)):
             self.rng.shuffle(order)
-            total = 0
-            for n, coin in enumerate(order, 1):
+            total = base
+            for n, coin in enumerate(order, first):
                 total += coin.amount_sat
                 if total >= funding_sat + fees[n]:
-                    candidates.append(self._cover(order[:n], total, funding_sat, fees[n]))
+                    picked = [*already, *order[: n - len(already)]]
+                    candidates.append(self._cover(picked, total, funding_sat, fees[n]))
                     break
-        if not candidates:
-            raise insufficient_funds()
-        return min(candidates, key=lambda c: _badness(c, funding_sat))
+        return candidates
 
     def _cover(self, coins: list[Coin], total: int, funding_sat: int, fee: int) -> CoinSelection:
         """``coins`` (worth ``total``) as the funding tx's inputs; dust change goes to the fee.

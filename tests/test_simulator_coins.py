@@ -97,3 +97,28 @@ async def test_our_node_down_reaches_no_peer() -> None:
         assert sim.peer_state(point) == "DISCONNECTED"  # a customer's payment cannot land
         await sim.restart_daemon()
         assert sim.peer_state(point) == "DISCONNECTED"  # reconnecting
+
+
+async def test_confirmed_coins_first_then_unconfirmed_ones_too() -> None:
+    """Electrum's ``get_spendable_coins`` takes unconfirmed coins (``confirmed_only`` is off by
+    default) and its chooser tries the confirmed ones alone first."""
+    async with Simulator(seed=3, config=SimConfig(coin_selection=True)) as sim:
+        wallet_id = await wallet_with_coins(sim, [150_000, 150_000])
+        sim.fund_wallet(wallet_id, 900_000, confirmed=False)
+        dw = sim.model.daemon_wallet(sim.wallet_key(wallet_id))
+        peer = sim.trampolines()[0]
+        sim.model.ln.open_channel(dw, peer.pubkey, "0.002")  # the two confirmed coins cover it
+        spent, fee = funding_tx(sim, wallet_id)
+        assert fee == 221 * 5 and spent == 200_000 + fee
+        assert 900_000 in [c.amount_sat for c in dw.coins]
+    async with Simulator(seed=3, config=SimConfig(coin_selection=True)) as sim:
+        wallet_id = await wallet_with_coins(sim, [50_000])
+        sim.fund_wallet(wallet_id, 900_000, confirmed=False)
+        dw = sim.model.daemon_wallet(sim.wallet_key(wallet_id))
+        peer = sim.trampolines()[0]
+        # Too little confirmed: all of it plus unconfirmed ones, then strip_unneeded keeps
+        # the largest that cover it (the unconfirmed coin alone).
+        sim.model.ln.open_channel(dw, peer.pubkey, "0.002")
+        spent, fee = funding_tx(sim, wallet_id)
+        assert fee == 153 * 5 and spent == 200_000 + fee
+        assert sorted(c.amount_sat for c in dw.coins) == [50_000, 900_000 - 200_000 - fee]

@@ -122,6 +122,7 @@ class Daemon:
             self.peers.refresh_in_background(self.clock())
         report.finished = self.clock()
         self.last_report = report
+        self.sections.end_cycle()
         if report.blind:
             self.blind_cycles += 1
             self.blind_reason = report.blind

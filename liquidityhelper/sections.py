@@ -67,6 +67,10 @@ class Sections:
         self.daemon = daemon
         self.reading = reading
         self._last_skip: dict[tuple[str, str | None, str | None], str] = {}
+        # Why each section did nothing for each wallet: this cycle's so far, and the last
+        # finished cycle's (the status page shows those without asking Bitcart anything).
+        self._skips: dict[tuple[str, str | None], Skip] = {}
+        self.last_skips: dict[tuple[str, str | None], Skip] = {}
         self._warned_no_cashout = False  # one WARNING per process, then a reason per wallet
 
     # --- channel opening ------------------------------------------------------------------
@@ -361,7 +365,20 @@ class Sections:
         key = (skip.section, skip.wallet_id, skip.store_id)
         loud = self._last_skip.get(key) != skip.reason
         self._last_skip[key] = skip.reason
+        self._skips.setdefault((skip.section, skip.wallet_id), skip)
         self.daemon.executor.log_skip(skip, loud=loud)
+
+    def end_cycle(self) -> None:
+        """The cycle's reasons become the last cycle's."""
+        self.last_skips, self._skips = self._skips, {}
+
+    def reasons(self, wallet_id: str) -> dict[str, str]:
+        """The last cycle's reason per section for a wallet, in words (as ``status``)."""
+        return {
+            section: " ".join([skip.reason, *(f"{k}={v}" for k, v in skip.numbers.items())])
+            for (section, wid), skip in self.last_skips.items()
+            if wid == wallet_id
+        }
 
     async def _each_wallet(
         self,

@@ -178,6 +178,9 @@ async def test_the_page_on_the_listener_is_read_only(tmp_path: Path) -> None:
         [snap] = (await sc.daemon.fetch_snapshot()).wallets.values()
         assert f"{snap.inbound_now_sat:,} sat now" in page
         assert "Last 30 days" in page and "top-ups paid" in page and "408,030 sat" in page
+        # Why nothing was done, with its numbers, as the last cycle found it (no Bitcart read).
+        assert "next open" in page and "last cycle: goal_met inbound_sat=" in page, page
+        assert "next cashout" in page and "last cycle: below_min_cashout" in page
         # No secret on it: not the token, the daemon's password, nor the wallet's seed.
         key = sc.sim.wallet_key(sc.wallet_id)
         for secret in (sc.token, sc.settings.daemon_password.get_secret_value(), key):

@@ -9,6 +9,7 @@ import pytest
 
 from liquidityhelper import common_functions as cf
 from liquidityhelper.actions import OpenChannel, PayLightningAddress, ShowTopup, Skip
+from liquidityhelper.config import Settings
 from liquidityhelper.decisions.liquidity import plan_liquidity
 from liquidityhelper.decisions.opening import Candidate, decide_opening
 from liquidityhelper.decisions.payments import (
@@ -192,14 +193,19 @@ def _live(local: int) -> tuple:
     return (channel(1_000_000, local=local, remote=1_000_000 - local - 6_488),)
 
 
-def test_cashout_leaves_reserve_allowance_budget_and_fee_due_behind() -> None:
-    s = settings(
+def _cashing_out_with_fees() -> Settings:
+    """Cashouts on, a 100-sat routing budget and a 1 % operator fee."""
+    return settings(
         cashout_lightning_address="m@127.0.0.1",
         max_routing_fee_sat=100,
         fee_rate=Decimal("0.01"),
         fee_lightning_address="op@127.0.0.1",
         fee_start_date="2026-01-01",
     )
+
+
+def test_cashout_leaves_reserve_allowance_budget_and_fee_due_behind() -> None:
+    s = _cashing_out_with_fees()
     snap = wallet_snapshot(channels=_live(500_000))
     # Electrum's available_to_spend at the highest feerate the channel may carry (its target
     # plus the 25 % it drifts before an update).
@@ -217,13 +223,7 @@ def test_the_fee_held_back_fits_in_one_channel() -> None:
     """The year's last cashout: the fee due was held back from the sum over both channels,
     but a payment goes through one, so the fee payment found no channel that could carry it
     (insufficient_outbound) and the plan's promise fell 694 sats short."""
-    s = settings(
-        cashout_lightning_address="m@127.0.0.1",
-        max_routing_fee_sat=100,
-        fee_rate=Decimal("0.01"),
-        fee_lightning_address="op@127.0.0.1",
-        fee_start_date="2026-01-01",
-    )
+    s = _cashing_out_with_fees()
     best = channel(1_000_000, local=500_000, remote=480_000)
     thin = channel(1_000_000, local=18_443, remote=960_000)
     snap = wallet_snapshot(channels=(best, thin))

@@ -24,7 +24,6 @@ from liquidityhelper.actions import (
     ShowTopup,
     Skip,
 )
-from liquidityhelper.config import Settings
 from liquidityhelper.controls import paused
 from liquidityhelper.cycle_report import CycleReport
 from liquidityhelper.decisions.liquidity import LiquidityPlan, plan_liquidity
@@ -32,10 +31,7 @@ from liquidityhelper.decisions.opening import Candidate, assign_peers, wanted_ch
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
 from liquidityhelper.executor import Executor
-from liquidityhelper.journal import Journal
-from liquidityhelper.metrics import Metrics
-from liquidityhelper.peerbook import NodePeerBook as PeerBook
-from liquidityhelper.reading import BitcartReader
+from liquidityhelper.reading import BitcartReader, ReaderHost
 from liquidityhelper.revenue import FeeLedger
 from liquidityhelper.snapshot import CycleSnapshot, StoreWallets, WalletSnapshot
 from liquidityhelper.topups import TopupDesk
@@ -47,19 +43,13 @@ log = structlog.get_logger(__name__)
 PEERS_CONSIDERED = 5
 
 
-class SectionsHost(Protocol):
-    """What the sections read from the daemon that runs them."""
+class SectionsHost(ReaderHost, Protocol):
+    """What the sections read from the daemon that runs them, besides what the reader does."""
 
-    settings: Settings
-    journal: Journal
-    backends: list[WalletBackend]
-    peers: PeerBook
     executor: Executor
     topup_desk: TopupDesk
     fees: FeeLedger
-    metrics: Metrics
     stopping: bool  # set by SIGTERM/SIGINT: no new action starts
-    clock: Callable[[], datetime]
 
 
 class Sections:

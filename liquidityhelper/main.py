@@ -165,7 +165,7 @@ class Daemon:
         await self.reading.refresh(snapshot, wallet_id)
 
     async def with_coins(self, snapshot: CycleSnapshot, snap: WalletSnapshot) -> WalletSnapshot:
-        return await self.reading.with_coins(snapshot, snap)
+        return await self.sections.with_coins(snapshot, snap)
 
     # --- the sections (sections.py) ---------------------------------------------------------
 

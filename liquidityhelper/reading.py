@@ -175,17 +175,25 @@ class BitcartReader:
             balance=balance, channels=tuple(channels), coins=None
         )
 
-    async def with_coins(self, snapshot: CycleSnapshot, snap: WalletSnapshot) -> WalletSnapshot:
+    async def with_coins(
+        self,
+        snapshot: CycleSnapshot,
+        snap: WalletSnapshot,
+        has_peer: Callable[[], bool] = lambda: True,
+    ) -> WalletSnapshot:
         """The wallet with its coins read when this cycle may price a funding tx (the plan
-        needs liquidity, or spare funds could open a channel): many small coins make a big
-        funding tx. Wallets that want nothing make no call."""
+        needs liquidity, or spare funds could open a channel now: a fee rate under the
+        ceiling and a peer, ``has_peer``): many small coins make a big funding tx. Wallets
+        that want nothing, or spare funds that could not move now, make no call."""
         s = self.daemon.settings
         if snap.coins is not None or s.cashout_lightning_address is None:
             return snap
         plan = plan_liquidity(snap, s)
-        spare = s.open_spare_funds and plan.spare_sat >= s.min_channel_size
-        if not (plan.needs_liquidity or spare):
-            return snap
+        if not plan.needs_liquidity:
+            opens = snap.fee_rate is not None and snap.fee_rate <= s.max_onchain_fee_rate
+            spare = s.open_spare_funds and plan.spare_sat >= s.min_channel_size
+            if not (spare and opens and has_peer()):
+                return snap
         try:
             coins = await self.daemon.backends[snap.backend_index].coins(snap.wallet_id)
         except WalletError as exc:

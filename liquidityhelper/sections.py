@@ -78,7 +78,7 @@ class Sections:
                     acted += 1
                     await self.reading.refresh(snapshot, snap.wallet_id)
                     return acted  # one close per wallet per cycle; reopen next cycle
-            snap = await self.reading.with_coins(snapshot, snap)
+            snap = await self.with_coins(snapshot, snap)
             plan = self.plan(snap)
             wanted = wanted_channels(snap, plan, d.settings, open_in_flight=False)
             short = self._funds_short(snap)
@@ -227,7 +227,7 @@ class Sections:
         d = self.daemon
 
         async def one(snap: WalletSnapshot, backend: WalletBackend) -> int:
-            snap = await self.reading.with_coins(snapshot, snap)
+            snap = await self.with_coins(snapshot, snap)
             plan = self.plan(snap)
             acted = 0
             # Only when a top-up is due: ranking reads the node database.
@@ -350,6 +350,12 @@ class Sections:
         return datetime.fromisoformat(raw) if isinstance(raw, str) and raw else None
 
     # --- every wallet, one at a time --------------------------------------------------------
+
+    async def with_coins(self, snapshot: CycleSnapshot, snap: WalletSnapshot) -> WalletSnapshot:
+        """The wallet with its coins read when an open or a top-up may be priced now."""
+        return await self.reading.with_coins(
+            snapshot, snap, has_peer=lambda: bool(self.candidates(snap, 1))
+        )
 
     def _skip(self, skip: Skip) -> None:
         key = (skip.section, skip.wallet_id, skip.store_id)

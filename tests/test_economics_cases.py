@@ -259,3 +259,34 @@ async def test_no_top_up_for_channel_sizes_every_peer_refused(tmp_path: Path) ->
         await sc.cycle()
         assert await sc.runtime.backends[0].list_store_invoices(sc.store_id) == []
         assert sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN) == []
+
+
+async def test_the_coins_are_read_only_when_an_open_could_happen(tmp_path: Path) -> None:
+    """Pricing from coins costs a daemon call: a wallet whose spare funds cannot move now (fee
+    rate above the ceiling) makes none, and one that can makes one per cycle."""
+    async with scenario(tmp_path) as sc:
+        await fund_and_open(sc)
+        for _ in range(3):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        backend = sc.runtime.backends[0]
+        real, calls = backend.coins, []
+
+        async def coins(wallet_id: str) -> list[int]:
+            calls.append(wallet_id)
+            return await real(wallet_id)
+
+        backend.coins = coins  # type: ignore[method-assign]
+        sc.sim.fund_wallet(sc.wallet_id, 1_000_000)  # spare funds
+        sc.sim.set_fee_rate(60)  # above the 50 sat/vB ceiling: nothing can open
+        await sc.sim.mine(1)
+        for _ in range(2):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        assert calls == []
+        sc.sim.set_fee_rate(5)
+        sc.clock.advance(minutes=5)
+        await sc.cycle()
+        assert calls == [sc.wallet_id]
+        opens = sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)
+        assert opens[-1].status.value == "succeeded" and len(opens) == 3

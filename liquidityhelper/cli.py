@@ -170,7 +170,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
         return run_daemon(settings)
     if args.command == "status":
-        from liquidityhelper.status import run_status
+        from liquidityhelper.status_command import run_status
 
         return run_status(settings, as_json=args.json)
     if args.command == "history":

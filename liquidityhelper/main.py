@@ -215,7 +215,10 @@ async def run(settings: Settings) -> int:
     async with build_runtime(settings) as runtime:
         daemon = Daemon(settings, runtime.backends, runtime.journal, runtime.peers, runtime.http)
         _install_signal_handlers(daemon)
-        await runtime.start_health(daemon)
+        if settings.health_listen:
+            from liquidityhelper.health import start_health_server
+
+            runtime.close_with(await start_health_server(settings, daemon))
         log.info(
             "started",
             version=__version__,

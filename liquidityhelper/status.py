@@ -7,13 +7,11 @@ no invoice, no payment, no node observation.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from liquidityhelper import common_functions as cf
 from liquidityhelper.actions import Decision, OpenChannel, PayLightningAddress, Skip
@@ -24,11 +22,13 @@ from liquidityhelper.decisions.opening import decide_opening
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
 from liquidityhelper.journal import Entry, Journal, Kind
-from liquidityhelper.main import Daemon, utcnow
 from liquidityhelper.revenue import TOPUP_TAG
 from liquidityhelper.snapshot import CycleSnapshot, WalletSnapshot
 from liquidityhelper.topups import LIGHTNING_PAID_NOTE, is_topup_of
 from liquidityhelper.wallet.base import WalletError
+
+if TYPE_CHECKING:  # the loop runs these functions; they never start it
+    from liquidityhelper.main import Daemon
 
 WIDTH = 80
 LABEL = 13  # width of the row labels ("last cashout" and one space)
@@ -418,21 +418,3 @@ def status_document(statuses: list[WalletStatus], snapshot: CycleSnapshot) -> di
 def render_json(statuses: list[WalletStatus], snapshot: CycleSnapshot, out: TextIO) -> None:
     json.dump(status_document(statuses, snapshot), out, indent=2)
     out.write("\n")
-
-
-async def status_async(settings: Settings, *, as_json: bool, out: TextIO) -> int:
-    from liquidityhelper.wiring import build_runtime
-
-    async with build_runtime(settings) as rt:
-        daemon = Daemon(settings, rt.backends, rt.journal, rt.peers, rt.http, clock=utcnow)
-        statuses, snapshot = await collect(daemon)
-    (render_json if as_json else render_text)(statuses, snapshot, out)
-    every_wallet_unreadable = bool(snapshot.failures) and not snapshot.wallets
-    return 1 if snapshot.backend_failures or every_wallet_unreadable else 0
-
-
-def run_status(settings: Settings, *, as_json: bool, out: TextIO | None = None) -> int:
-    if not settings.api_tokens:
-        sys.stderr.write("status: api_token is not set\n")
-        return 2
-    return asyncio.run(status_async(settings, as_json=as_json, out=out or sys.stdout))

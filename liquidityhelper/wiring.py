@@ -40,12 +40,9 @@ class Runtime:
     peers: NodePeerBook
     _closers: list[Any] = field(default_factory=list)
 
-    async def start_health(self, daemon: Any) -> None:
-        if self.settings.health_listen:
-            from liquidityhelper.health import start_health_server
-
-            server = await start_health_server(self.settings, daemon)
-            self._closers.append(server)
+    def close_with(self, closer: Any) -> None:
+        """Close ``closer`` (``await closer.aclose()``) when the runtime closes, first."""
+        self._closers.append(closer)
 
 
 def build_backends(

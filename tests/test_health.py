@@ -19,6 +19,7 @@ from liquidityhelper.health import (
     probe,
     probe_url,
     stale_after,
+    start_health_server,
 )
 from liquidityhelper.journal import Kind
 from liquidityhelper.metrics import Metrics, WalletGauges
@@ -39,9 +40,8 @@ def samples(text: str) -> dict[str, float]:
 
 
 async def started(sc: Scenario) -> HealthServer:
-    await sc.runtime.start_health(sc.daemon)
-    server = sc.runtime._closers[-1]
-    assert isinstance(server, HealthServer)
+    server = await start_health_server(sc.settings, sc.daemon)
+    sc.runtime.close_with(server)
     return server
 
 

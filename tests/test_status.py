@@ -13,7 +13,8 @@ import pytest
 from liquidityhelper import common_functions as cf
 from liquidityhelper.cli import main as cli_main
 from liquidityhelper.journal import Kind, Status
-from liquidityhelper.status import collect, render_text, status_async, wrap
+from liquidityhelper.status import collect, render_text, wrap
+from liquidityhelper.status_command import status_async
 from tests.scenario import Scenario, scenario
 from tests.test_scenarios import fund_and_open, topup_invoice
 

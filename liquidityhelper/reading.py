@@ -200,7 +200,9 @@ class BitcartReader:
             # Priced at two inputs, as without a coin list; an open that falls short waits.
             log.info("coins_unknown", wallet=snap.wallet_id, error=str(exc))
             return snap
-        snap = snap.with_updates(coins=tuple(coins))
+        # Confirmed coins only: Electrum spends them first (unconfirmed ones only when they
+        # cannot cover it), and the budget counts only confirmed sats.
+        snap = snap.with_updates(coins=tuple(sats for sats, height in coins if height > 0))
         snapshot.wallets[snap.wallet_id] = snap
         return snap
 

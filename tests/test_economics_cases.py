@@ -272,7 +272,7 @@ async def test_the_coins_are_read_only_when_an_open_could_happen(tmp_path: Path)
         backend = sc.runtime.backends[0]
         real, calls = backend.coins, []
 
-        async def coins(wallet_id: str) -> list[int]:
+        async def coins(wallet_id: str) -> list[tuple[int, int]]:
             calls.append(wallet_id)
             return await real(wallet_id)
 

@@ -174,6 +174,22 @@ def test_parse_wallet_keeps_key_out_of_repr() -> None:
     assert info.key == WALLET_KEY and WALLET_KEY not in repr(info)
 
 
+def test_parse_unspent_as_electrum_lists_coins() -> None:
+    """Electrum's ``listunspent``: ``txin.to_json()`` with ``value`` as ``str(Decimal/COIN)``
+    (so "1E-5" can happen) and the height (0: mempool)."""
+    reply = [
+        {"prevout_hash": "aa" * 32, "prevout_n": 0, "value": "0.0015", "height": 120},
+        {"prevout_hash": "bb" * 32, "prevout_n": 1, "value": "1E-5", "height": 0},
+        {"prevout_hash": "cc" * 32, "prevout_n": 0, "value": "0.02", "height": 118},
+    ]
+    assert parsing.parse_unspent(reply) == [(2_000_000, 118), (150_000, 120), (1_000, 0)]
+    for bad in ({"value": "0", "height": 1}, {"value": 0.001, "height": 1}, {"height": 1}):
+        with pytest.raises(BadReplyError):
+            parsing.parse_unspent([bad])
+    with pytest.raises(BadReplyError):
+        parsing.parse_unspent({"coins": []})
+
+
 def test_parse_balance_rest_and_electrum_shapes() -> None:
     assert parsing.parse_balance(body("GET_wallets_id_balance")).confirmed_sat == 0
     # Electrum's getbalance omits zero keys.

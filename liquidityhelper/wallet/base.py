@@ -330,9 +330,9 @@ class WalletBackend(Protocol):
 
     async def onchain_history(self, wallet_id: str) -> list[OnchainHistoryItem]: ...
 
-    async def coins(self, wallet_id: str) -> list[int]:
-        """The wallet's unspent coins in sats, largest first (Electrum ``listunspent``):
-        what a funding tx will have to spend as inputs."""
+    async def coins(self, wallet_id: str) -> list[tuple[int, int]]:
+        """The wallet's unspent coins as (sats, height), largest first (Electrum
+        ``listunspent``; height 0 or below: unconfirmed): what a funding tx will spend."""
         ...
 
     async def deposit_address(self, wallet_id: str) -> str: ...

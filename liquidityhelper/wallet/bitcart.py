@@ -310,7 +310,7 @@ class BitcartWallet:
         )
         return result
 
-    async def coins(self, wallet_id: str) -> list[int]:
+    async def coins(self, wallet_id: str) -> list[tuple[int, int]]:
         # REST has no coin list: the daemon's listunspent (values as BTC strings).
         rpc = self._daemon("coins")
         return parsing.parse_unspent(await rpc.call("listunspent", key=await self._key(wallet_id)))

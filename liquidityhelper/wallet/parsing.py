@@ -644,13 +644,14 @@ def parse_fee_budget(max_millionths: Any, cutoff_msat: Any) -> FeeBudget:
     return budget
 
 
-def parse_unspent(result: Any) -> list[int]:
-    """Electrum ``listunspent``: each coin's value (a BTC string) in sats, largest first."""
-    out: list[int] = []
+def parse_unspent(result: Any) -> list[tuple[int, int]]:
+    """Electrum ``listunspent``: each coin's value (a BTC string) in sats and its height
+    (0 in the mempool, below 0 local or with unconfirmed parents), largest first."""
+    out: list[tuple[int, int]] = []
     for row in _list(result, "listunspent"):
         row = _mapping(row, "listunspent row")
         value = _sats(row.get("value"), "listunspent value")
         if value <= 0:
             raise BadReplyError(f"listunspent value is not positive: {row.get('value')!r}")
-        out.append(value)
+        out.append((value, _int(row.get("height"), "listunspent height", default=0)))
     return sorted(out, reverse=True)

@@ -57,7 +57,6 @@ class Daemon:
         http: httpx.AsyncClient,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.settings = settings
         self.backends = list(backends)
         self.journal = journal
         self.peers = peers
@@ -65,6 +64,7 @@ class Daemon:
         self.executor = Executor(settings, journal, http, peers, clock)
         self.topup_desk = TopupDesk(settings, journal, clock)
         self.fees = FeeLedger(settings, journal)
+        self.settings = settings
         self.stopping = False
         self.record_observations = True  # status reads without writing
         self.metrics = Metrics()
@@ -76,6 +76,16 @@ class Daemon:
         # Both read settings, the journal and the rest from this daemon each time.
         self.reading = BitcartReader(self)
         self.sections = Sections(self, self.reading)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        """One place to change them: the parts that keep settings get the same ones."""
+        self._settings = settings
+        self.executor.settings = self.topup_desk.settings = self.fees.settings = settings
 
     # --- the loop ---------------------------------------------------------------------------
 

@@ -50,6 +50,13 @@ class Scenario:
         await self.sim.mine(blocks)
 
 
+def use_operator(sc: Scenario) -> str:
+    """An operator's lightning address on the simulator, as the daemon's fee address."""
+    operator = sc.sim.add_lightning_address("operator")
+    sc.daemon.settings = sc.settings.model_copy(update={"fee_lightning_address": operator})
+    return operator
+
+
 def scenario_settings(sim: Simulator, token: str, data_dir: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "api_url": sim.api_url,

@@ -17,7 +17,7 @@ from liquidityhelper.journal import JOURNAL_FILE, PAYMENT_KINDS, Journal, Kind, 
 from liquidityhelper.main import Daemon
 from liquidityhelper.revenue import HISTORY_REREAD_SECONDS
 from liquidityhelper.topups import TOPUP_PAID_PREFIX, topups_paid_sat
-from tests.scenario import Scenario, scenario
+from tests.scenario import Scenario, scenario, use_operator
 from tests.test_scenarios import fund_and_open, settled_to
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -243,14 +243,6 @@ async def history_reads(sc: Scenario) -> list[str]:
     return reads
 
 
-def use_operator(sc: Scenario) -> str:
-    operator = sc.sim.add_lightning_address("operator")
-    sc.daemon.settings = sc.daemon.executor.settings = sc.daemon.fees.settings = (
-        sc.settings.model_copy(update={"fee_lightning_address": operator})
-    )
-    return operator
-
-
 async def test_an_idle_cycle_with_a_fee_due_does_not_read_the_wallet_history_each_time(
     tmp_path: Path,
 ) -> None:
@@ -326,7 +318,6 @@ async def test_a_lost_journal_reads_the_wallet_history_before_paying_a_fee(
             sc.runtime.http,
             clock=sc.clock,
         )
-        daemon.executor.settings = daemon.fees.settings = sc.daemon.settings
         sc.daemon = daemon
         events: list[str] = []
         reads = await history_reads(sc)

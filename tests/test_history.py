@@ -21,14 +21,14 @@ from liquidityhelper.history import (
     render_text,
 )
 from liquidityhelper.journal import _MIGRATIONS, JOURNAL_FILE, Journal, Kind, Status
-from tests.scenario import Scenario, scenario
-from tests.test_report import FEES, with_operator
+from tests.scenario import Scenario, scenario, use_operator
+from tests.test_report import FEES
 from tests.test_scenarios import fund_and_open
 
 
 async def merchant_day(sc: Scenario) -> None:
     """The demo's story: top-up, channels, cashouts, customers, the operator's fee."""
-    await with_operator(sc)
+    use_operator(sc)
     await fund_and_open(sc)
     await sc.cycle()
     for sats in (42_000, 25_000, 61_000):

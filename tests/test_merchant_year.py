@@ -236,8 +236,7 @@ def fee_walk(rng: random.Random, days: int) -> list[int]:
 def swap_settings(sc: Scenario, year: Year, **update: Any) -> None:
     """New settings for every part of the daemon that holds them (and for the test's view)."""
     settings = sc.daemon.settings.model_copy(update=update)
-    sc.daemon.settings = sc.daemon.executor.settings = settings
-    sc.daemon.fees.settings = sc.daemon.topup_desk.settings = settings
+    sc.daemon.settings = settings
     year.settings = settings
 
 

@@ -18,9 +18,9 @@ from liquidityhelper.journal import Journal, Sample
 from liquidityhelper.page import PageData, PageWallet, chart_svg, render_page
 from liquidityhelper.report import WalletReport
 from liquidityhelper.status import WalletStatus
-from tests.scenario import Scenario, scenario
+from tests.scenario import Scenario, scenario, use_operator
 from tests.test_health import get, started
-from tests.test_report import FEES, with_operator
+from tests.test_report import FEES
 from tests.test_scenarios import fund_and_open
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -154,7 +154,7 @@ def test_samples_stay_bounded() -> None:
 
 
 async def day_with_page(sc: Scenario, cycles: int = 3) -> None:
-    await with_operator(sc)
+    use_operator(sc)
     await fund_and_open(sc)
     for _ in range(cycles):
         sc.clock.advance(minutes=20)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from liquidityhelper.journal import Kind
-from tests.scenario import Scenario, scenario
+from tests.scenario import Scenario, scenario, use_operator
 from tests.test_scenarios import fund_and_open, settled_to
 
 
@@ -70,10 +70,7 @@ async def test_a_fee_too_small_for_a_real_route_waits_without_backing_off(
         min_fee_payment_sat=100,
         fee_lightning_address="operator@127.0.0.1",
     ) as sc:
-        operator = sc.sim.add_lightning_address("operator")
-        sc.daemon.settings = sc.daemon.executor.settings = sc.daemon.fees.settings = (
-            sc.settings.model_copy(update={"fee_lightning_address": operator})
-        )
+        operator = use_operator(sc)
         await fund_and_open(sc)
         await sc.cycle()
         invoice = sc.sim.create_invoice(sc.store_id, "0.0001", currency="BTC")  # 100 sat fee

@@ -33,7 +33,7 @@ from liquidityhelper.wallet.base import (
     OnchainHistoryItem,
     StoreInvoice,
 )
-from tests.scenario import Scenario, scenario
+from tests.scenario import Scenario, scenario, use_operator
 from tests.test_scenarios import fund_and_open
 
 T0 = datetime(2026, 11, 1, 12, tzinfo=UTC)
@@ -272,14 +272,6 @@ FEES = {
 }
 
 
-async def with_operator(sc: Scenario) -> str:
-    operator = sc.sim.add_lightning_address("operator")
-    sc.daemon.settings = sc.daemon.executor.settings = sc.daemon.fees.settings = (
-        sc.settings.model_copy(update={"fee_lightning_address": operator})
-    )
-    return operator
-
-
 def assert_balances(sc: Scenario, report: Report, t: Truth, merchant: str, operator: str) -> None:
     [w] = report.wallets
     assert w.topups_paid_sat == t.topups_sat > 0
@@ -293,7 +285,7 @@ def assert_balances(sc: Scenario, report: Report, t: Truth, merchant: str, opera
 
 async def test_report_balances_after_a_day_with_faults(tmp_path: Path) -> None:
     async with scenario(tmp_path, **FEES) as sc:
-        operator = await with_operator(sc)
+        operator = use_operator(sc)
         await fund_and_open(sc)
         topups = {str(e.reference) for e in sc.daemon.journal.entries(kind=Kind.TOPUP_INVOICE)}
         await sc.cycle()  # the first cashout: inbound for the customers
@@ -327,7 +319,7 @@ async def test_report_balances_after_a_day_with_faults(tmp_path: Path) -> None:
 
 async def test_report_command_reads_without_writing(tmp_path: Path) -> None:
     async with scenario(tmp_path, **FEES) as sc:
-        operator = await with_operator(sc)
+        operator = use_operator(sc)
         await fund_and_open(sc)
         await sc.cycle()
         journal_file = Path(sc.settings.data_dir) / "liquidityhelper.sqlite"

@@ -16,7 +16,7 @@ from liquidityhelper.journal import Kind, Status
 from liquidityhelper.main import Daemon
 from liquidityhelper.simulator import Simulator
 from liquidityhelper.wallet.base import ChannelState, WalletBackend
-from tests.scenario import Scenario, scenario
+from tests.scenario import Scenario, scenario, use_operator
 
 
 def topup_invoice(sc: Scenario, store_id: str | None = None) -> str:
@@ -45,10 +45,7 @@ async def test_fresh_wallet_to_fee_paid_once(tmp_path: Path) -> None:
         min_fee_payment_sat=100,
         fee_lightning_address="operator@127.0.0.1",
     ) as sc:
-        operator = sc.sim.add_lightning_address("operator")
-        sc.daemon.settings = sc.daemon.executor.settings = sc.daemon.fees.settings = (
-            sc.settings.model_copy(update={"fee_lightning_address": operator})
-        )
+        operator = use_operator(sc)
 
         # 1. Fresh wallet: the exact top-up is shown and invoiced in BTC, tagged.
         await sc.cycle()

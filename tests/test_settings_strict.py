@@ -113,7 +113,7 @@ async def test_a_back_off_ends_when_the_address_it_failed_on_is_fixed(tmp_path: 
         sc.sim.payment_faults.clear()
         other = sc.sim.add_lightning_address("merchant2")
         settings = sc.settings.model_copy(update={"cashout_lightning_address": other})
-        sc.daemon.settings = sc.daemon.executor.settings = settings
+        sc.daemon.settings = settings
         assert sc.daemon.backoff_until("cashout", sc.wallet_id) is None
         await sc.cycle()
         assert len(sc.sim.payments_to(other)) == 1

@@ -16,7 +16,7 @@ from liquidityhelper.config import load_settings
 from liquidityhelper.datadir import DataDirBusyError, DataDirLock, default_data_dir
 from liquidityhelper.journal import JOURNAL_FILE, Journal, JournalBusyError, Kind
 from liquidityhelper.payees import pins
-from tests.scenario import scenario
+from tests.scenario import scenario, use_operator
 from tests.test_scenarios import fund_and_open, settled_to
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -117,10 +117,7 @@ async def test_a_lost_journal_never_pays_the_operator_fee_twice(tmp_path: Path) 
         fee_start_date="2020-01-01",
         fee_lightning_address="operator@127.0.0.1",
     ) as sc:
-        operator = sc.sim.add_lightning_address("operator")
-        sc.daemon.settings = sc.daemon.executor.settings = sc.daemon.fees.settings = (
-            sc.settings.model_copy(update={"fee_lightning_address": operator})
-        )
+        operator = use_operator(sc)
         await fund_and_open(sc)
         await sc.cycle()
         invoice = sc.sim.create_invoice(sc.store_id, "0.0015", currency="BTC")

@@ -109,7 +109,7 @@ async def test_a_lightning_paid_topup_is_reported_once_and_asks_no_more(
         settings = sc.settings.model_copy(
             update={"min_channel_count": 3, "min_channel_size": 100_000}
         )
-        sc.daemon.settings = sc.daemon.topup_desk.settings = settings
+        sc.daemon.settings = settings
         await sc.cycle()
         [invoice] = [i for i in await _topups(sc) if i.status == "pending"]
         asked = int(invoice.metadata["amount_sat"])
@@ -131,8 +131,7 @@ async def test_dry_run_creates_and_cancels_no_invoice(tmp_path: Path) -> None:
         await sc.cycle()  # a real cycle: one invoice exists
         before = {i.id: i.status for i in await _topups(sc)}
         settings = sc.settings.model_copy(update={"dry_run": True})
-        sc.daemon.settings = sc.daemon.executor.settings = settings
-        sc.daemon.topup_desk.settings = settings
+        sc.daemon.settings = settings
         for rate in (5, 30, 12):  # each amount would need another invoice
             sc.sim.set_fee_rate(rate)
             sc.clock.advance(hours=6, seconds=1)

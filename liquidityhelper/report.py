@@ -29,8 +29,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TextIO
 
-import httpx
-
 from liquidityhelper.config import Settings
 from liquidityhelper.journal import (
     PAYMENT_KINDS,
@@ -525,14 +523,9 @@ async def read_books(
 @asynccontextmanager
 async def bitcart_backends(settings: Settings) -> AsyncIterator[list[WalletBackend]]:
     """Backends for reading only: no journal, no node database, no lock."""
-    from liquidityhelper.wiring import HTTP_LIMITS, HTTP_TIMEOUT, build_backends, direct_to_loopback
+    from liquidityhelper.wiring import build_backends, http_client
 
-    async with httpx.AsyncClient(
-        timeout=HTTP_TIMEOUT,
-        limits=HTTP_LIMITS,
-        follow_redirects=False,
-        mounts=direct_to_loopback(),
-    ) as http:
+    async with http_client() as http:
         backends = build_backends(settings, http)
         try:
             yield backends

@@ -30,6 +30,16 @@ def direct_to_loopback() -> dict[str, httpx.AsyncBaseTransport]:
     }
 
 
+def http_client() -> httpx.AsyncClient:
+    """The one HTTP client shape: short timeouts, no redirects, loopback never proxied."""
+    return httpx.AsyncClient(
+        timeout=HTTP_TIMEOUT,
+        limits=HTTP_LIMITS,
+        follow_redirects=False,
+        mounts=direct_to_loopback(),
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -67,12 +77,7 @@ def build_backends(
 
 @asynccontextmanager
 async def build_runtime(settings: Settings, **adapter_options: Any) -> AsyncIterator[Runtime]:
-    async with httpx.AsyncClient(
-        timeout=HTTP_TIMEOUT,
-        limits=HTTP_LIMITS,
-        follow_redirects=False,
-        mounts=direct_to_loopback(),
-    ) as http:
+    async with http_client() as http:
         journal = Journal.open(settings.data_dir)
         nodes = NodeDB.open_in_dir(settings.data_dir)
         peers = NodePeerBook(nodes, settings, build_providers(settings.nodes, http))

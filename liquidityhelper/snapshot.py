@@ -129,14 +129,6 @@ class WalletSnapshot:
         floor = cf.receiving_floor_sat(self.receive_hold_feerate_per_kw)
         return max(0, min(sendable, channel.local_sat - channel.local_reserve_sat - floor))
 
-    @property
-    def sendable_sat(self) -> int:
-        return sum(self.channel_sendable(c) for c in self.channels)
-
-    @property
-    def max_single_send_sat(self) -> int:
-        return max((self.channel_sendable(c) for c in self.channels), default=0)
-
     def cashable_sats(self) -> list[int]:
         """:meth:`channel_cashable` of every channel, largest first."""
         return sorted((self.channel_cashable(c) for c in self.channels), reverse=True)

@@ -29,14 +29,19 @@ class LiquidityPlan:
     topup_sat: int = 0
     spare_sat: int = 0  # on-chain sats not needed as reserve
     numbers: dict[str, int] = field(default_factory=dict)
-    # The smallest channel worth opening: min_channel_size, or more when every peer on offer
-    # refused smaller ones; above max_channel_size no channel can be planned at all.
+    # The channel sizes worth opening: from min_channel_size, or more when every peer on
+    # offer refused smaller ones, to max_channel_size.
     min_channel_sat: int = 0
+    max_channel_sat: int = 0
 
     @property
     def peers_refuse_sizes(self) -> bool:
         """No channel within max_channel_size is one a peer on offer takes."""
-        return self.numbers.get("peer_min_sat", 0) > self.numbers.get("max_channel_size", 0) > 0
+        return self.min_channel_sat > self.max_channel_sat > 0
+
+    @property
+    def size_numbers(self) -> dict[str, int]:
+        return {"peer_min_sat": self.min_channel_sat, "max_channel_size": self.max_channel_sat}
 
     @property
     def needs_liquidity(self) -> bool:
@@ -99,6 +104,7 @@ def plan_liquidity(
         fee_rate=fee_rate,
         spare_sat=spare,
         min_channel_sat=max(settings.min_channel_size, peer_min_sat),
+        max_channel_sat=settings.max_channel_size,
         numbers={
             "spendable_sat": confirmed,
             "incoming_sat": incoming,
@@ -106,9 +112,7 @@ def plan_liquidity(
             "per_channel_reachable_sat": reachable,
         },
     )
-    if peer_min_sat > settings.max_channel_size:
-        # Every peer on offer refused channels this small: a top-up could buy nothing.
-        base.numbers.update(peer_min_sat=peer_min_sat, max_channel_size=settings.max_channel_size)
+    # Every peer on offer refused channels of the sizes allowed: a top-up could buy nothing.
     if not needs or base.peers_refuse_sizes:
         return base
 

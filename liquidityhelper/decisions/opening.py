@@ -48,7 +48,7 @@ def wanted_channels(
     if open_in_flight or opening:
         return Skip(SECTION, wid, "open_pending", {"opening_channels": opening})
     if plan.peers_refuse_sizes:
-        return Skip(SECTION, wid, "peers_refuse_channel_size", dict(plan.numbers))
+        return Skip(SECTION, wid, "peers_refuse_channel_size", plan.size_numbers)
     if plan.needs_liquidity and plan.topup_due:
         return Skip(
             SECTION, wid, "topup_due", {"topup_sat": plan.topup_sat, "needs": ",".join(plan.needs)}

@@ -48,11 +48,6 @@ def fee_due_sat(
     return max(0, owed - fees_paid_sat - network_fees_sat)
 
 
-def _outbound(snap: WalletSnapshot, settings: Settings) -> tuple[int, int]:
-    cashable = snap.cashable_sats()
-    return sum(cashable), max(cashable, default=0)
-
-
 def decide_cashout(
     snap: WalletSnapshot,
     settings: Settings,
@@ -138,8 +133,9 @@ def decide_fee_payment(
         ]
     if backoff_until is not None and now < backoff_until:
         return [Skip(section, wid, "backing_off", {"until": backoff_until.isoformat()})]
-    total, single = _outbound(snap, settings)
-    available = min(single, total) - settings.max_routing_fee_sat
+    cashable = snap.cashable_sats()
+    total, single = sum(cashable), max(cashable, default=0)
+    available = single - settings.max_routing_fee_sat
     amount = min(fee_due, available)
     if amount < max(settings.min_fee_payment_sat, least):
         return [

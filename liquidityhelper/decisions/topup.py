@@ -34,20 +34,10 @@ def decide_topup(
                 {"inbound_sat": plan.inbound_sat, "target_sat": plan.target_sat},
             )
         ]
-    if plan.needs_liquidity and plan.peers_refuse_sizes:
+    if plan.peers_refuse_sizes:
         # Every peer on offer refused channels of the sizes allowed: sats sent now would buy
         # nothing. Raise max_channel_size, or offer other peers (nodes import).
-        return [
-            Skip(
-                SECTION,
-                wid,
-                "peers_refuse_channel_size",
-                {
-                    "peer_min_sat": plan.numbers["peer_min_sat"],
-                    "max_channel_size": plan.numbers["max_channel_size"],
-                },
-            )
-        ]
+        return [Skip(SECTION, wid, "peers_refuse_channel_size", plan.size_numbers)]
     if not plan.topup_due:
         return [
             Skip(

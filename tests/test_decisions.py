@@ -322,3 +322,17 @@ def test_an_unconfirmed_spend_is_not_spendable_and_not_a_topup() -> None:
     plan = plan_liquidity(snap, s)
     assert plan.spare_sat == cf.safe_to_spend(5_000_000 - 60_750, [60_000], 2)
     assert plan.topup_sat == 0
+
+
+def test_a_per_channel_goal_no_channel_reaches_at_todays_feerate_waits() -> None:
+    """Config checks the per-channel goal at a quiet feerate. When fees are high even a
+    max_channel_size channel falls short of it: asking a top-up for one would buy a channel
+    that cannot meet the goal, so that need waits for fees to come down."""
+    s = settings(max_channel_size=1_000_000, min_inbound_liquidity_per_channel=950_000)
+    # Two channels already give the wallet's inbound and count; none reaches 950,000 sats.
+    chans = (channel(500_000, remote=250_000), channel(500_000, remote=250_000))
+    quiet = plan_liquidity(wallet_snapshot(channels=chans, fee_rate=2), s)
+    assert quiet.needs == ("no_channel_big_enough",) and quiet.topup_due
+    busy = plan_liquidity(wallet_snapshot(channels=chans, fee_rate=45), s)
+    assert busy.numbers["per_channel_reachable_sat"] < 950_000
+    assert busy.needs == () and not busy.topup_due

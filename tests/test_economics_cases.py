@@ -161,14 +161,16 @@ async def test_hours_our_node_was_down_do_not_age_the_peers_grace(tmp_path: Path
         assert len(sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)) == opens
 
 
+@pytest.mark.parametrize("risen", [14, 18])
 async def test_channels_cashed_out_on_a_quiet_day_still_receive_when_fees_rise(
-    tmp_path: Path,
+    tmp_path: Path, risen: int
 ) -> None:
     """The year, days 85-88: cashouts at 1-5 sat/vB left our side of each channel at
-    Electrum's fee-spike buffer; the estimate rose (to 28 sat/vB there, 14 here), we (the
-    funder) could no longer pay an incoming HTLC's commitment fee, the peers could send only
-    sub-dust amounts while the daemon counted 366,329 sats of inbound now, and customers'
-    payments failed."""
+    Electrum's fee-spike buffer; the estimate rose (to 28 sat/vB there, 14 or 18 here), we
+    (the funder) could no longer pay an incoming HTLC's commitment fee, the peers could send
+    only sub-dust amounts while the daemon counted 366,329 sats of inbound now, and customers'
+    payments failed. At 14 the old cashouts fail; at 18 so do cashouts that only count what
+    a channel sends at its drifted feerate, without the receiving floor."""
     from liquidityhelper.simulator import ChanState
 
     async with scenario(tmp_path, max_onchain_fee_rate=30) as sc:
@@ -178,7 +180,7 @@ async def test_channels_cashed_out_on_a_quiet_day_still_receive_when_fees_rise(
             sc.clock.advance(minutes=5)
             await sc.cycle()
         assert sc.daemon.journal.entries(sc.wallet_id, Kind.CASHOUT)
-        sc.sim.set_fee_rate(14)
+        sc.sim.set_fee_rate(risen)
         await sc.sim.mine(1)  # Electrum raises the channels' feerate
         sc.clock.advance(minutes=5)
         await sc.cycle()
@@ -290,3 +292,18 @@ async def test_the_coins_are_read_only_when_an_open_could_happen(tmp_path: Path)
         assert calls == [sc.wallet_id]
         opens = sc.daemon.journal.entries(sc.wallet_id, Kind.CHANNEL_OPEN)
         assert opens[-1].status.value == "succeeded" and len(opens) == 3
+
+
+async def test_funding_is_priced_from_confirmed_coins(tmp_path: Path) -> None:
+    """Electrum spends confirmed coins first and the budget counts only confirmed sats: a big
+    coin still in the mempool must not make many small confirmed ones look like one input."""
+    from liquidityhelper.simulator import SimConfig
+
+    async with scenario(tmp_path, sim_config=SimConfig(coin_selection=True)) as sc:
+        for _ in range(5):
+            sc.sim.fund_wallet(sc.wallet_id, 10_000)
+        await sc.sim.mine(1)
+        sc.sim.fund_wallet(sc.wallet_id, 900_000, confirmed=False)
+        snapshot = await sc.daemon.fetch_snapshot()
+        snap = await sc.daemon.with_coins(snapshot, snapshot.wallets[sc.wallet_id])
+        assert snap.coins == (10_000,) * 5

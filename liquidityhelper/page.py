@@ -195,9 +195,7 @@ class StatusPage:
             # Why nothing was done, as the last cycle found (no Bitcart read here).
             sections = getattr(daemon, "sections", None)
             if sections is not None:
-                st.reasons = {
-                    k: f"last cycle: {v}" for k, v in sections.reasons(wallet_id).items()
-                }
+                st.reasons = {k: f"last cycle: {v}" for k, v in sections.reasons(wallet_id).items()}
             wallets.append(
                 PageWallet(
                     st,

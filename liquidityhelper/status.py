@@ -18,7 +18,7 @@ from liquidityhelper.actions import Decision, OpenChannel, PayLightningAddress, 
 from liquidityhelper.config import Settings
 from liquidityhelper.controls import paused
 from liquidityhelper.decisions.liquidity import LiquidityPlan, plan_liquidity
-from liquidityhelper.decisions.opening import decide_opening
+from liquidityhelper.decisions.opening import decide_opening, spare_channel_size
 from liquidityhelper.decisions.payments import decide_cashout, decide_fee_payment
 from liquidityhelper.decisions.topup import decide_topup
 from liquidityhelper.journal import Entry, Journal, Kind
@@ -185,28 +185,15 @@ def _opening_reason(
     if not (isinstance(first, Skip) and first.reason == "goal_met") or fee_rate is None:
         return text
     if not s.open_spare_funds:
-        size = _spare_channel(plan.spare_sat, fee_rate, s, snap.coins)
+        size = spare_channel_size(plan.spare_sat, fee_rate, plan, snap.coins)
         return f"{text}: on, it would open {_sat(size)}" if size else text
     if floor:
         unbounded = plan_liquidity(snap, s.model_copy(update={"onchain_extra_reserve": 0}))
-        size = _spare_channel(unbounded.spare_sat, fee_rate, s, snap.coins)
+        size = spare_channel_size(unbounded.spare_sat, fee_rate, plan, snap.coins)
         text += f" onchain_extra_reserve={floor}"
         if size:
             text += f": the floor holds back a {_sat(size)} channel"
     return text
-
-
-def _spare_channel(
-    spare_sat: int, fee_rate: int, s: Settings, coins: tuple[int, ...] | None
-) -> int:
-    """The channel spare funds make (opening.py's rule), 0 when too small for one."""
-    return cf.sats_to_max_channel_size(
-        spare_sat,
-        fee_rate,
-        max_channel=s.max_channel_size,
-        min_channel=s.min_channel_size,
-        coins=coins,
-    )
 
 
 async def _topup_invoice(daemon: Daemon, snap: WalletSnapshot) -> dict[str, str] | None:

@@ -65,41 +65,36 @@ def wanted_channels(
     if plan.needs_liquidity:
         margin = plan.spare_sat - cf.plan_cost(plan.planned_capacities, snap.fee_rate, snap.coins)
         return WantedChannels(plan.planned_capacities, "need_liquidity", snap.fee_rate, margin)
+    goal_met = {
+        "inbound_sat": plan.inbound_sat,
+        "target_sat": plan.target_sat,
+        "channels": plan.channels,
+        "target_channels": plan.target_channels,
+        "spare_sat": plan.spare_sat,
+    }
     if not settings.open_spare_funds:
-        return Skip(
-            SECTION,
-            wid,
-            "goal_met",
-            {
-                "inbound_sat": plan.inbound_sat,
-                "target_sat": plan.target_sat,
-                "spare_sat": plan.spare_sat,
-                "open_spare_funds": "off",
-            },
-        )
-    size = cf.sats_to_max_channel_size(
-        plan.spare_sat,
-        snap.fee_rate,
-        max_channel=settings.max_channel_size,
-        min_channel=max(settings.min_channel_size, plan.min_channel_sat),
-        coins=snap.coins,
-    )
+        return Skip(SECTION, wid, "goal_met", {**goal_met, "open_spare_funds": "off"})
+    size = spare_channel_size(plan.spare_sat, snap.fee_rate, plan, snap.coins)
     if size == 0:
         return Skip(
-            SECTION,
-            wid,
-            "goal_met",
-            {
-                "inbound_sat": plan.inbound_sat,
-                "target_sat": plan.target_sat,
-                "channels": plan.channels,
-                "target_channels": plan.target_channels,
-                "spare_sat": plan.spare_sat,
-                "min_channel_size": max(settings.min_channel_size, plan.min_channel_sat),
-            },
+            SECTION, wid, "goal_met", {**goal_met, "min_channel_size": plan.min_channel_sat}
         )
     margin = plan.spare_sat - cf.plan_cost([size], snap.fee_rate, snap.coins)
     return WantedChannels((size,), "spare_funds", snap.fee_rate, margin)
+
+
+def spare_channel_size(
+    spare_sat: int, fee_rate: int, plan: LiquidityPlan, coins: tuple[int, ...] | None
+) -> int:
+    """The channel ``spare_sat`` sats open with its reserves at ``fee_rate``, within the
+    plan's channel sizes; 0 when too small for one."""
+    return cf.sats_to_max_channel_size(
+        spare_sat,
+        fee_rate,
+        max_channel=plan.max_channel_sat,
+        min_channel=plan.min_channel_sat,
+        coins=coins,
+    )
 
 
 def assign_peers(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from liquidityhelper.journal import Kind
 from tests.scenario import Scenario, scenario, use_operator
@@ -188,3 +189,52 @@ async def test_the_learned_peer_minimum_skips_without_failing_the_section(
         sc.clock.advance(minutes=5)
         report = await sc.cycle_report()
         assert report.wallet_errors == 0 and not report.section_errors
+
+
+async def test_every_payment_sets_and_reads_back_the_routing_fee_cap_first(
+    tmp_path: Path,
+) -> None:
+    """No routing fee above the caps: Electrum's budget is daemon config, lost on a restart,
+    so it is set to the cap and read back before every payment; a daemon that does not keep
+    it gets no payment at all."""
+    from liquidityhelper.wallet.base import FeeBudget
+
+    async with scenario(tmp_path) as sc:
+        await fund_and_open(sc)
+        backend = sc.runtime.backends[0]
+        calls: list[tuple[str, FeeBudget | None]] = []
+        real_set, real_pay = backend.set_fee_budget, backend.pay_invoice
+
+        async def set_budget(wallet_id: str, budget: FeeBudget) -> None:
+            calls.append(("set", budget))
+            await real_set(wallet_id, budget)
+
+        async def pay(wallet_id: str, bolt11: str) -> Any:
+            calls.append(("pay", None))
+            return await real_pay(wallet_id, bolt11)
+
+        backend.set_fee_budget = set_budget  # type: ignore[method-assign]
+        backend.pay_invoice = pay  # type: ignore[method-assign]
+        for _ in range(2):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        pays = [i for i, (what, _) in enumerate(calls) if what == "pay"]
+        assert pays, calls
+        cap_msat = sc.settings.max_routing_fee_sat * 1000
+        for i in pays:
+            what, budget = calls[i - 1]
+            assert what == "set" and budget is not None and budget.cutoff_msat <= cap_msat
+    async with scenario(tmp_path / "b") as sc:
+        await fund_and_open(sc)
+        backend = sc.runtime.backends[0]
+
+        async def ignored(wallet_id: str) -> FeeBudget:
+            return FeeBudget(max_millionths=1_000_000, cutoff_msat=10**9)  # not what we set
+
+        backend.get_fee_budget = ignored  # type: ignore[method-assign]
+        for _ in range(2):
+            sc.clock.advance(minutes=5)
+            await sc.cycle()
+        assert sc.sim.received_by_address(sc.address) == 0
+        paid = sc.daemon.journal.entries(sc.wallet_id, Kind.CASHOUT)
+        assert all(e.status.value != "succeeded" for e in paid), paid

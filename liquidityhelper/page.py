@@ -193,9 +193,8 @@ class StatusPage:
             if st.topup_sat:
                 st.topup_invoice = journal_topup(daemon.journal, wallet_id, daemon.settings)
             # Why nothing was done, as the last cycle found (no Bitcart read here).
-            sections = getattr(daemon, "sections", None)
-            if sections is not None:
-                st.reasons = {k: f"last cycle: {v}" for k, v in sections.reasons(wallet_id).items()}
+            last = daemon.sections.reasons(wallet_id)
+            st.reasons = {k: f"last cycle: {v}" for k, v in last.items()}
             wallets.append(
                 PageWallet(
                     st,
